@@ -1,0 +1,47 @@
+"""Recognising which Cilium component serves a metrics endpoint, from the families it exposes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from .components import COMPONENTS
+
+# Family-name prefixes that only one component uses. The agent's families carry the plain
+# `cilium_` prefix, which the operator and the mesh components also use for a few families
+# (`cilium_hive_status`): the component with the most families wins.
+_SPECIFIC_PREFIXES = (
+    ("cilium_clustermesh_apiserver_", "clustermesh-apiserver"),
+    ("cilium_kvstoremesh_", "kvstoremesh"),
+    ("cilium_operator_", "operator"),
+    ("hubble_", "hubble"),
+)
+
+
+def family_names(lines: Iterable[str]) -> Iterable[str]:
+    """The metric names of an exposition: from `# TYPE` lines, and from samples without one."""
+    for line in lines:
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            if len(parts) >= 3:
+                yield parts[2]
+        elif line and not line.startswith("#"):
+            yield line.split("{", 1)[0].split(" ", 1)[0]
+
+
+def identify(lines: Iterable[str], known: Iterable[str] | None = None) -> str | None:
+    """The component whose families dominate the exposition, or None if it is not Cilium's."""
+    known = set(known) if known is not None else {c.name for c in COMPONENTS}
+    votes: Counter[str] = Counter()
+    for name in family_names(lines):
+        for prefix, component in _SPECIFIC_PREFIXES:
+            if name.startswith(prefix):
+                votes[component] += 1
+                break
+        else:
+            if name.startswith("cilium_"):
+                votes["agent"] += 1
+    for component, _ in votes.most_common():
+        if component in known:
+            return component
+    return None

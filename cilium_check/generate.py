@@ -1,0 +1,125 @@
+"""Files derived from the mapping table: `metadata.csv` and `docs/metrics.md`.
+
+`make generate` (or `python -m cilium_check.generate`) rewrites them; a test fails when the
+committed copies differ from what this module renders, so they never drift from the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from .mapping import MetricRow, Submission, format_version, load_table
+from .self_metrics import SELF_METRICS
+
+INTEGRATION = "cilium"
+METADATA_COLUMNS = (
+    "metric_name",
+    "metric_type",
+    "interval",
+    "unit_name",
+    "per_unit_name",
+    "description",
+    "orientation",
+    "integration",
+    "short_name",
+    "curated_metric",
+)
+COMPONENT_ORDER = ("agent", "operator", "hubble", "clustermesh-apiserver", "kvstoremesh")
+
+
+def _rank(row: MetricRow) -> tuple:
+    # Several rows can submit one name (a family renamed between releases): describe it with
+    # the newest row, whose description is the one that applies to current Cilium.
+    return (row.until is None, row.until or (0, 0), row.since)
+
+
+def metadata_submissions(rows: Iterable[MetricRow] | None = None) -> dict[str, Submission]:
+    """Every metric the check can submit, by name, with its metadata."""
+    chosen: dict[str, tuple[tuple, Submission]] = {}
+    for row in rows if rows is not None else load_table():
+        for submission in row.submissions():
+            current = chosen.get(submission.name)
+            if current is None or _rank(row) > current[0]:
+                chosen[submission.name] = (_rank(row), submission)
+    result = {name: submission for name, (_, submission) in chosen.items()}
+    for submission in SELF_METRICS:
+        result[submission.name] = submission
+    return dict(sorted(result.items()))
+
+
+def render_metadata_csv() -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(METADATA_COLUMNS)
+    for s in metadata_submissions().values():
+        writer.writerow(
+            [s.name, s.metadata_type, "", s.unit, s.per_unit, s.description, s.orientation, INTEGRATION, "", ""]
+        )
+    return out.getvalue()
+
+
+def _releases(row: MetricRow) -> str:
+    since = format_version(row.since)
+    return f"{since} to {format_version(row.until)}" if row.until else f"{since}+"
+
+
+def _submitted(row: MetricRow) -> str:
+    if row.type == "metadata":
+        return "version metadata"
+    return "<br>".join(f"`{s.name}` ({s.metadata_type})" for s in row.submissions())
+
+
+def render_metrics_doc() -> str:
+    """The metric list of the documentation, one table per component."""
+    rows = load_table()
+    lines = [
+        "# Metrics",
+        "",
+        "Generated from `cilium_check/metrics.csv` by `make generate`; do not edit by hand.",
+        "Each Cilium family, the Datadog metrics it is submitted as, and the Cilium releases that expose it.",
+        "Histograms are shown with the default settings (`.bucket`, `.sum`, `.count`).",
+        "",
+    ]
+    for component in COMPONENT_ORDER:
+        selected = [row for row in rows if row.component == component]
+        if not selected:
+            continue
+        lines += [f"## {component}", "", "| Cilium family | Datadog metric | Cilium | Labels | Description |", "|---|---|---|---|---|"]
+        for row in selected:
+            labels = " ".join(label.name for label in row.labels)
+            lines.append(
+                f"| `{row.wire_name}` | {_submitted(row)} | {_releases(row)} | {labels} | {row.description} |"
+            )
+        lines.append("")
+    lines += ["## check self-metrics", "", "| Datadog metric | Type | Description |", "|---|---|---|"]
+    lines += [f"| `{s.name}` | {s.metadata_type} | {s.description} |" for s in SELF_METRICS]
+    return "\n".join(lines) + "\n"
+
+
+def deviations() -> list[MetricRow]:
+    """Rows whose Datadog name differs from the bundled check's, for the README."""
+    return [row for row in load_table() if row.bundled_name]
+
+
+GENERATED = {
+    "metadata.csv": render_metadata_csv,
+    "docs/metrics.md": render_metrics_doc,
+}
+
+
+def main(root: Path | None = None) -> int:
+    root = root or Path.cwd()
+    for relative, render in GENERATED.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(), encoding="utf-8")
+        print(f"wrote {relative}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The mapping table turned into OpenMetrics V2 `metrics` entries, one map per component."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from .mapping import MetricRow, rows_for
+
+
+def metadata_name(component: str) -> str:
+    """The metadata key of a component's release: `version` for the agent, as the bundled check."""
+    return "version" if component == "agent" else f"{component.replace('-', '_')}_version"
+
+
+def transformer_config(rows: list[MetricRow]) -> dict[str, Any]:
+    """The V2 transformer for one wire family, from the table rows that describe it."""
+    first = rows[0]
+    if first.type == "metadata":
+        return {"name": metadata_name(first.component), "type": "metadata", "label": "version"}
+    types = {row.type for row in rows}
+    names = {row.datadog_name for row in rows}
+    if len(names) > 1:
+        raise ValueError(f"{first.component} family {first.wire_name} has several Datadog names: {sorted(names)}")
+    # A family whose type changed between releases (a histogram that became a gauge) follows
+    # the type each endpoint declares; all others get the table's type, so that a missing or
+    # wrong `# TYPE` line cannot change what is submitted.
+    return {"name": first.datadog_name, "type": types.pop() if len(types) == 1 else "native_dynamic"}
+
+
+@cache
+def component_metrics(component: str) -> dict[str, dict[str, Any]]:
+    """`{family: transformer config}` for every family of the component in any Cilium release."""
+    by_family: dict[str, list[MetricRow]] = {}
+    for row in rows_for(component):
+        by_family.setdefault(row.family, []).append(row)
+    metrics = {family: transformer_config(rows) for family, rows in by_family.items()}
+    # An exposition without `# TYPE` lines keeps a counter's `_total` in the family name.
+    for row in rows_for(component):
+        if row.family != row.wire_name:
+            metrics.setdefault(row.wire_name, metrics[row.family])
+    return metrics
