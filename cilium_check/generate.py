@@ -1,4 +1,4 @@
-"""Files derived from the mapping table: `metadata.csv` and `docs/metrics.md`.
+"""Files derived from the mapping table: `metadata.csv`, `docs/metrics.md`, README blocks.
 
 `make generate` (or `python -m cilium_check.generate`) rewrites them; a test fails when the
 committed copies differ from what this module renders, so they never drift from the table.
@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from .mapping import MetricRow, Submission, format_version, load_table
+from .components import COMPONENTS
 from .self_metrics import SELF_METRICS
+from .tags import RESERVED_LABEL_RENAMES
 
 INTEGRATION = "cilium"
 METADATA_COLUMNS = (
@@ -100,14 +103,49 @@ def render_metrics_doc() -> str:
     return "\n".join(lines) + "\n"
 
 
-def deviations() -> list[MetricRow]:
-    """Rows whose Datadog name differs from the bundled check's, for the README."""
-    return [row for row in load_table() if row.bundled_name]
+def render_deviations() -> str:
+    """The README's list of names that differ from the bundled check's."""
+    lines = ["| Cilium family | Bundled check sends | This check sends |", "|---|---|---|"]
+    for row in load_table():
+        if row.bundled_name:
+            ours = ", ".join(f"`{s.name}`" for s in row.submissions())
+            lines.append(f"| `{row.wire_name}` ({row.component}) | `{row.bundled_name}` | {ours} |")
+    return "\n".join(lines)
+
+
+def render_tag_renames() -> str:
+    """The README's list of Cilium labels renamed because Datadog reserves their names."""
+    lines = ["| Cilium label | Datadog tag |", "|---|---|"]
+    lines += [f"| `{label}` | `{tag}` |" for label, tag in RESERVED_LABEL_RENAMES.items()]
+    return "\n".join(lines)
+
+
+def render_ports() -> str:
+    """The README's table of endpoint options and ports."""
+    lines = ["| Option | Component | Port (Cilium 1.12+) | Other ports | Turned on by |", "|---|---|---|---|---|"]
+    for c in COMPONENTS:
+        others = ", ".join(str(p) for p in c.legacy_ports)
+        lines.append(f"| `{c.option}` | {c.name} | {c.port} | {others} | `{c.helm_value}` |")
+    return "\n".join(lines)
+
+
+README_BLOCKS = {
+    "deviations": render_deviations,
+    "tag-renames": render_tag_renames,
+    "ports": render_ports,
+}
+_BLOCK = re.compile(r"(<!-- begin: (?P<name>[a-z-]+) -->\n).*?(\n<!-- end: (?P=name) -->)", re.S)
+
+
+def render_readme(text: str) -> str:
+    """The README with each generated block rewritten from its source."""
+    return _BLOCK.sub(lambda m: m.group(1) + README_BLOCKS[m.group("name")]() + m.group(3), text)
 
 
 GENERATED = {
-    "metadata.csv": render_metadata_csv,
-    "docs/metrics.md": render_metrics_doc,
+    "metadata.csv": lambda current: render_metadata_csv(),
+    "docs/metrics.md": lambda current: render_metrics_doc(),
+    "README.md": render_readme,
 }
 
 
@@ -116,7 +154,8 @@ def main(root: Path | None = None) -> int:
     for relative, render in GENERATED.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(), encoding="utf-8")
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        path.write_text(render(current), encoding="utf-8")
         print(f"wrote {relative}")
     return 0
 

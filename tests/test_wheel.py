@@ -1,0 +1,118 @@
+"""The built wheel is what `datadog-agent integration install -w` accepts and the Agent loads.
+
+The Agent installs check wheels with `pip install --no-deps` into its own Python, which already
+has datadog-checks-base and its dependencies. The test reproduces that: a new virtual
+environment that sees only the test environment's third-party packages (as the Agent's Python
+has them, but not this project's sources), the wheel installed there with `--no-deps`, and the
+Agent's loader steps run in a subprocess.
+"""
+
+import email
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (path,) = out.glob("*.whl")
+    return path
+
+
+def test_wheel_layout_is_what_the_agent_installs(wheel):
+    assert wheel.name.startswith("datadog_cilium-")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        metadata_path = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        metadata = email.message_from_bytes(z.read(metadata_path))
+    assert metadata["Name"] == "datadog-cilium"
+    assert any(r.startswith("datadog-checks-base") for r in metadata.get_all("Requires-Dist"))
+    assert "datadog_checks/cilium/__init__.py" in names
+    assert "datadog_checks/cilium/data/conf.yaml.example" in names
+    assert "datadog_checks/cilium/data/auto_conf.yaml" in names
+    # The `datadog_checks` namespace belongs to datadog-checks-base.
+    assert "datadog_checks/__init__.py" not in names
+    assert "cilium_check/metrics.csv" in names
+
+
+LOADER = textwrap.dedent(
+    """
+    import importlib, inspect, json, sys
+    from datadog_checks.base import AgentCheck
+
+    # The Agent's Python loader: import datadog_checks.<name>, take the AgentCheck subclass.
+    module = importlib.import_module("datadog_checks.cilium")
+    classes = [
+        c for _, c in inspect.getmembers(module, inspect.isclass)
+        if issubclass(c, AgentCheck) and c is not AgentCheck
+    ]
+    check_class = classes[-1]
+    check = check_class("cilium", {}, [{"agent_endpoint": sys.argv[1]}])
+    check.check_id = "cilium:wheel"
+    error = check.run()
+    from datadog_checks.base.stubs import aggregator
+    print(json.dumps({
+        "module_file": module.__file__,
+        "impl_file": inspect.getfile(check_class),
+        "version": module.__version__,
+        "class": check_class.__name__,
+        "error": error,
+        "metrics": sorted(aggregator._metrics),
+    }))
+    """
+)
+
+
+def test_wheel_loads_in_a_clean_environment_with_no_deps(wheel, tmp_path):
+    from cilium_check.fixtures.server import FixtureServer
+
+    env_dir = tmp_path / "agent-python"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    # Stand-in for the Agent's embedded Python: its third-party packages, not this checkout.
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    Path(site, "agent_python.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    with FixtureServer() as server:
+        result = subprocess.run(
+            [str(python), "-c", LOADER, server.url("agent", "1.20")],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["module_file"].startswith(site)
+    assert loaded["impl_file"].startswith(site), "the check must come from the wheel, not the checkout"
+    assert loaded["class"] == "CiliumCheck"
+    assert loaded["version"] == __import__("cilium_check").__version__
+    assert loaded["error"] == ""
+    assert "cilium.endpoint.state" in loaded["metrics"]
+    data = Path(site, "datadog_checks", "cilium", "data")
+    assert (data / "conf.yaml.example").read_text() == (ROOT / "conf.yaml.example").read_text()
+    assert (data / "auto_conf.yaml").read_text() == (ROOT / "auto_conf.yaml").read_text()
