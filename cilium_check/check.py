@@ -6,7 +6,6 @@ import re
 from typing import Any
 
 from datadog_checks.base import OpenMetricsBaseCheckV2
-from datadog_checks.base.checks.openmetrics.v2.scraper import OpenMetricsScraper
 from datadog_checks.base.constants import ServiceCheck
 from datadog_checks.base.errors import ConfigurationError
 from datadog_checks.base.utils.http import RequestsWrapper
@@ -14,6 +13,7 @@ from datadog_checks.base.utils.http import RequestsWrapper
 from .components import BY_NAME, COMPONENTS, Component
 from .config import DETECT_OPTION, ConfigError, Settings
 from .detect import identify
+from .scraper import CiliumScraper
 from .openmetrics_map import component_metrics, metadata_name
 from .tags import COMPONENT_TAG, RESERVED_LABEL_RENAMES
 
@@ -108,13 +108,14 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
             if name is None:
                 raise ValueError(f"{url} answers, but serves no Cilium agent or operator metrics")
         except Exception as e:
-            self.service_check("openmetrics.health", ServiceCheck.CRITICAL, tags=tags, message=str(e))
+            message = str(e) if url in str(e) else f"{url}: {e}"
+            self.service_check("openmetrics.health", ServiceCheck.CRITICAL, tags=tags, message=message)
             raise
         component = BY_NAME[name]
         self.log.info("`%s` %s serves the Cilium %s metrics", DETECT_OPTION, url, component.name)
         self.scrapers[url] = self.create_scraper(self.scraper_config(component, url))
         self.undetected = None
 
-    def create_scraper(self, config: dict[str, Any]) -> OpenMetricsScraper:
+    def create_scraper(self, config: dict[str, Any]) -> CiliumScraper:
         # The configuration is complete already: the base class's defaults would add nothing.
-        return OpenMetricsScraper(self, config)
+        return CiliumScraper(self, config)

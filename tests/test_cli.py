@@ -1,0 +1,167 @@
+"""`cilium-check`, run as a user runs it: a subprocess against the fixture server."""
+
+import csv
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+from datadog_checks.base.utils.tagging import GENERIC_TAGS
+
+from cilium_check.mapping import load_table
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG = Path(__file__).parent / "data" / "cilium-metrics-catalog.csv"
+
+
+def cilium_check(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "cilium_check", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+def catalog_exposition(component: str) -> tuple[str, set[str]]:
+    """An exposition built straight from Cilium's catalog, independent of the mapping table.
+
+    Every family gets one series whose labels are the catalog's, with made-up values. Returns
+    the text and the families that are metrics (version families go to metadata instead).
+    """
+    lines, families = [], set()
+    with open(CATALOG) as f:
+        for fact in csv.DictReader(f):
+            if fact["component"] != component:
+                continue
+            name, kind = fact["metric"], fact["type"]
+            labels = ",".join(f'{label}="{label}-value"' for label in fact["labels"].split())
+            brace = "{" + labels + "}" if labels else ""
+            if name.endswith("_version"):
+                lines += [f"# TYPE {name} gauge", f'{name}{{version="1.20.3"}} 1']
+                continue
+            families.add(name)
+            lines.append(f"# HELP {name} {fact['description']}")
+            lines.append(f"# TYPE {name} {kind}")
+            if kind == "histogram":
+                for le, n in (("0.1", 2), ("1", 5), ("+Inf", 7)):
+                    bucket_labels = ",".join(filter(None, [labels, f'le="{le}"']))
+                    lines.append(f"{name}_bucket{{{bucket_labels}}} {n}")
+                lines += [f"{name}_sum{brace} 3.5", f"{name}_count{brace} 7"]
+            else:
+                lines.append(f"{name}{brace} 42")
+    return "\n".join(lines) + "\n", families
+
+
+def write_conf(tmp_path, instance) -> Path:
+    path = tmp_path / "conf.yaml"
+    path.write_text(yaml.safe_dump({"init_config": {}, "instances": [instance]}))
+    return path
+
+
+def test_unseen_current_cilium_is_fully_covered(fixture_server, tmp_path):
+    """The issue's acceptance run: `check --json --check-rate` against payloads it has never seen."""
+    urls, families = {}, {}
+    for component in ("agent", "operator"):
+        text, families[component] = catalog_exposition(component)
+        urls[component] = fixture_server.set_payload(f"/catalog/{component}/metrics", text)
+    conf = write_conf(tmp_path, {"agent_endpoint": urls["agent"], "operator_endpoint": urls["operator"]})
+    result = cilium_check("check", "-c", str(conf), "--json", "--check-rate", "--pause", "100")
+    assert result.returncode == 0, result.stderr
+    (instance,) = json.loads(result.stdout)
+    assert instance["runner"]["LastError"] == ""
+    assert instance["runner"]["CheckName"] == "cilium"
+
+    with open(ROOT / "metadata.csv") as f:
+        metadata = {row["metric_name"]: row["metric_type"] for row in csv.DictReader(f)}
+    names_of = defaultdict(set)
+    for row in load_table():
+        for submission in row.submissions():
+            names_of[(row.component, row.wire_name)].add(submission.name)
+
+    sent = defaultdict(set)
+    for series in instance["aggregator"]["metrics"]:
+        name, kind = series["metric"], series["type"]
+        assert metadata.get(name) == kind, f"{name} sent as {kind}, metadata.csv says {metadata.get(name)}"
+        keys = {tag.split(":", 1)[0] for tag in series["tags"]}
+        assert not keys & set(GENERIC_TAGS), series
+        sent[next(t.split(":", 1)[1] for t in series["tags"] if t.startswith("cilium_component:"))].add(name)
+
+    for component, wanted in families.items():
+        covered = {f for f in wanted if names_of[(component, f)] and names_of[(component, f)] <= sent[component]}
+        coverage = len(covered) / len(wanted)
+        print(f"{component}: {len(covered)}/{len(wanted)} catalog families ({coverage:.1%})")
+        assert coverage == 1.0, sorted(wanted - covered)
+
+    statuses = {sc["tags"][-1]: sc["status"] for sc in instance["aggregator"]["service_checks"]}
+    assert statuses == {f"endpoint:{urls['agent']}": 0, f"endpoint:{urls['operator']}": 0}
+    assert instance["inventories"][instance["runner"]["CheckID"]]["version.raw"] == "1.20.3"
+
+
+def test_text_output_has_the_agent_check_sections(fixture_server, tmp_path):
+    conf = write_conf(tmp_path, {"agent_endpoint": fixture_server.url("agent")})
+    result = cilium_check("check", "-c", str(conf))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for section in ("=== Series ===", "=== Service Checks ===", "Running Checks", "Instance ID: cilium:", "[OK]"):
+        assert section in out
+    assert "Metric Samples: Last Run: " in out
+    assert "version.raw: 1.20.2" in out
+    assert "Check has run only once" in out
+    # One run: gauges are there, monotonic counters have no previous value yet.
+    series = json.loads(out.split("=== Series ===")[1].split("===")[0])
+    assert any(s["metric"] == "cilium.endpoint.state" and s["type"] == "gauge" for s in series)
+    assert not any(s["metric"] == "cilium.drop_count.count" for s in series)
+
+
+def test_check_rate_sends_counter_deltas(fixture_server, tmp_path):
+    conf = write_conf(tmp_path, {"agent_endpoint": fixture_server.url("agent")})
+    result = cilium_check("check", "-c", str(conf), "--check-rate", "--pause", "50", "--json")
+    (instance,) = json.loads(result.stdout)
+    drops = [s for s in instance["aggregator"]["metrics"] if s["metric"] == "cilium.drop_count.count"]
+    assert drops and all(s["type"] == "count" for s in drops)
+    assert all(s["points"][0][1] > 0 for s in drops), "the fixture's counters grow between scrapes"
+    assert instance["runner"]["TotalRuns"] == 2
+
+
+def test_down_endpoint_in_the_output(fixture_server, tmp_path):
+    down = fixture_server.closed_url()
+    conf = write_conf(tmp_path, {"agent_endpoint": down})
+    result = cilium_check("check", "-c", str(conf))
+    assert "[ERROR]" in result.stdout
+    assert f"There was an error scraping endpoint {down}" in result.stdout
+    result = cilium_check("check", "-c", str(conf), "--json")
+    (instance,) = json.loads(result.stdout)
+    assert down in instance["runner"]["LastError"]
+    (sc,) = instance["aggregator"]["service_checks"]
+    assert sc["status"] == 2 and sc["check"] == "cilium.openmetrics.health" and down in sc["message"]
+
+
+def test_configuration_error_is_reported_like_a_check_that_cannot_load(tmp_path):
+    conf = write_conf(tmp_path, {"tags": ["a:b"]})
+    result = cilium_check("check", "-c", str(conf))
+    assert result.returncode == 1
+    assert "no endpoint to scrape" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(None, "cannot read the configuration"), ("instances: [", "not valid YAML"), ("init_config: {}\n", "`instances`")],
+)
+def test_bad_configuration_file_is_named(tmp_path, content, message):
+    path = tmp_path / "conf.yaml"
+    if content is not None:
+        path.write_text(content)
+    result = cilium_check("check", "-c", str(path))
+    assert result.returncode == 2
+    assert str(path) in result.stderr and message in result.stderr
+
+
+def test_demo_prints_the_summary():
+    result = cilium_check("demo")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "agent  http://127.0.0.1:" in out and "operator  http://127.0.0.1:" in out
+    assert out.count("health: OK") == 2
+    assert "Cilium version: 1.20" in out
+    assert "Last run: OK" in out
