@@ -14,7 +14,8 @@ from .components import BY_NAME, COMPONENTS, Component
 from .config import DETECT_OPTION, ConfigError, Settings
 from .detect import identify
 from .scraper import CiliumScraper
-from .openmetrics_map import component_metrics, metadata_name
+from .mapping import load_table
+from .openmetrics_map import component_metrics
 from .tags import COMPONENT_TAG, RESERVED_LABEL_RENAMES
 
 _SEMVER = re.compile(r"^v?(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)(?:-(?P<release>[0-9A-Za-z.-]+))?")
@@ -40,8 +41,11 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
     __NAMESPACE__ = "cilium"
     DEFAULT_METRIC_LIMIT = 0
 
+    # `version` has the base class's own transformer; the other components' releases get the same split.
     METADATA_TRANSFORMERS = {
-        metadata_name(c.name): _component_version(metadata_name(c.name)) for c in COMPONENTS if c.name != "agent"
+        key: _component_version(key)
+        for key in (row.datadog_name for row in load_table() if row.type == "metadata")
+        if key != "version"
     }
 
     def __init__(self, name: str, init_config: dict, instances: list[dict]):

@@ -8,16 +8,16 @@ from typing import Any
 from .mapping import MetricRow, rows_for
 
 
-def metadata_name(component: str) -> str:
-    """The metadata key of a component's release: `version` for the agent, as the bundled check."""
-    return "version" if component == "agent" else f"{component.replace('-', '_')}_version"
+def metadata_name(component: str) -> str | None:
+    """The metadata key of a component's release (`version` for the agent, as the bundled check)."""
+    return next((row.datadog_name for row in rows_for(component) if row.type == "metadata"), None)
 
 
 def transformer_config(rows: list[MetricRow]) -> dict[str, Any]:
     """The V2 transformer for one wire family, from the table rows that describe it."""
     first = rows[0]
     if first.type == "metadata":
-        return {"name": metadata_name(first.component), "type": "metadata", "label": "version"}
+        return {"name": first.datadog_name, "type": "metadata", "label": "version"}
     types = {row.type for row in rows}
     names = {row.datadog_name for row in rows}
     if len(names) > 1:

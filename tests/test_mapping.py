@@ -92,7 +92,7 @@ def test_row_is_well_formed(row):
     assert row.description and row.description.isascii() and "|" not in row.description
     assert len(row.description) <= 300
     assert row.until is None or row.until >= row.since
-    if row.type == "counter":
+    if row.type == "counter" and not row.family.endswith("_count"):
         assert not row.datadog_name.endswith(".count"), "V2 adds .count to counters"
 
 
