@@ -10,10 +10,12 @@ from .agent_sim.runner import InstanceResult, run_instances
 from .components import COMPONENTS
 from .fixtures.payloads import CURRENT
 from .fixtures.server import FixtureServer
+from .mapping import load_table as rows_for_all
 from .mapping import parse_version, rows_for
 from .openmetrics_map import metadata_name
 from .tags import COMPONENT_TAG
 
+TOP = 10
 STATUS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}
 
 
@@ -22,13 +24,49 @@ def _tag(tags: list[str], key: str) -> str | None:
     return next((t[len(prefix) :] for t in tags if t.startswith(prefix)), None)
 
 
+def _values(result: InstanceResult, metric: str) -> list[tuple[float, list[str]]]:
+    return [(s["points"][-1][1], s["tags"]) for s in result.series if s["metric"] == metric]
+
+
+def highlights(result: InstanceResult) -> list[str]:
+    """A few values an operator looks at first, from the agent's series."""
+    lines = []
+    states = Counter()
+    for value, tags in _values(result, "cilium.endpoint.state"):
+        states[_tag(tags, "endpoint_state")] += int(value)
+    if states:
+        lines.append("endpoints: " + ", ".join(f"{n} {state}" for state, n in states.most_common()))
+    for value, _ in _values(result, "cilium.unreachable.nodes"):
+        lines.append(f"unreachable nodes: {int(value)}")
+    drops = Counter()
+    for value, tags in _values(result, "cilium.drop_count.count"):
+        drops[_tag(tags, "reason")] += value
+    if drops:
+        top = ", ".join(f"{reason} ({int(n)})" for reason, n in drops.most_common(3))
+        lines.append(f"packets dropped since the previous run: {int(sum(drops.values()))}; top reasons: {top}")
+    pressure = _values(result, "cilium.bpf.map_pressure")
+    if pressure:
+        value, tags = max(pressure, key=lambda item: item[0])
+        lines.append(f"fullest BPF map: {_tag(tags, 'map_name')} at {value:.0%}")
+    return lines
+
+
 def summarise(result: InstanceResult, version: str, out: TextIO) -> None:
     """What was collected, per component: health, release, and series per metric."""
-    series_by_component: dict[str, Counter[str]] = defaultdict(Counter)
-    for series in result.series:
-        series_by_component[_tag(series["tags"], COMPONENT_TAG) or "?"][series["metric"]] += 1
-    health = {_tag(sc["tags"], "endpoint"): sc for sc in result.service_checks}
     v = parse_version(version)
+    family_of = {
+        (row.component, s.name): row.wire_name
+        for row in rows_for_all()
+        if row.in_version(v)
+        for s in row.submissions()
+    }
+    series_by_component: dict[str, Counter[str]] = defaultdict(Counter)
+    metrics_by_component: dict[str, set[str]] = defaultdict(set)
+    for series in result.series:
+        component = _tag(series["tags"], COMPONENT_TAG) or "?"
+        metrics_by_component[component].add(series["metric"])
+        series_by_component[component][family_of.get((component, series["metric"]), series["metric"])] += 1
+    health = {_tag(sc["tags"], "endpoint"): sc for sc in result.service_checks}
 
     out.write(f"Cilium {version} on 127.0.0.1, scraped {result.stats['TotalRuns']} times by the cilium check\n\n")
     for component in COMPONENTS:
@@ -36,6 +74,7 @@ def summarise(result: InstanceResult, version: str, out: TextIO) -> None:
         if not url:
             continue
         counts = series_by_component.get(component.name, Counter())
+        sent = metrics_by_component.get(component.name, set())
         expected = {s.name for row in rows_for(component.name) if row.in_version(v) for s in row.submissions()}
         check = health.get(url)
         status = STATUS[check["status"]] if check else "not scraped"
@@ -44,13 +83,17 @@ def summarise(result: InstanceResult, version: str, out: TextIO) -> None:
         out.write(f"  health: {status}{' - ' + check['message'] if check and check['message'] else ''}\n")
         out.write(f"  Cilium version: {release}\n")
         out.write(
-            f"  {sum(counts.values())} series in {len(counts)} metrics "
-            f"({len(counts.keys() & expected)} of the {len(expected)} the mapping expects for Cilium {version})\n"
+            f"  {sum(counts.values())} series of {len(counts)} Cilium families, as {len(sent)} Datadog metrics "
+            f"({len(sent & expected)} of the {len(expected)} the mapping expects for Cilium {version})\n"
         )
-        for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:12]:
-            out.write(f"    {n:4d}  {name}\n")
-        if len(counts) > 12:
-            out.write(f"    ... and {len(counts) - 12} more metrics\n")
+        if component.name == "agent":
+            for line in highlights(result):
+                out.write(f"  {line}\n")
+        out.write("  series per family (largest first):\n")
+        for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP]:
+            out.write(f"    {n:5d}  {name}\n")
+        if len(counts) > TOP:
+            out.write(f"           ... and {len(counts) - TOP} more families\n")
         out.write("\n")
     error = result.stats.get("LastError")
     out.write(f"Last run: {'error: ' + error if error else 'OK'}\n")

@@ -8,11 +8,10 @@ Agent's loader steps run in a subprocess.
 """
 
 import email
+import os
 import subprocess
 import sys
-import sysconfig
 import textwrap
-import venv
 import zipfile
 from pathlib import Path
 
@@ -72,25 +71,32 @@ LOADER = textwrap.dedent(
         "class": check_class.__name__,
         "error": error,
         "metrics": sorted(aggregator._metrics),
+        "python": "%d.%d" % sys.version_info[:2],
     }))
     """
 )
 
 
-def test_wheel_loads_in_a_clean_environment_with_no_deps(wheel, tmp_path):
-    from cilium_check.fixtures.server import FixtureServer
-
-    env_dir = tmp_path / "agent-python"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    python = env_dir / "bin" / "python"
-    # Stand-in for the Agent's embedded Python: its third-party packages, not this checkout.
-    site = subprocess.run(
+def purelib(python) -> str:
+    return subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout.strip()
-    Path(site, "agent_python.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+
+
+def test_wheel_loads_in_a_clean_environment_with_no_deps(wheel, tmp_path):
+    from cilium_check.fixtures.server import FixtureServer
+
+    # `make test` points CILIUM_AGENT_PYTHON at a Python 3.13 (the Agent's) holding only
+    # datadog-checks-base[deps]; without it, this interpreter's packages stand in for the Agent's.
+    agent_python = os.environ.get("CILIUM_AGENT_PYTHON") or sys.executable
+    env_dir = tmp_path / "agent-python"
+    subprocess.run([agent_python, "-m", "venv", str(env_dir)], check=True, capture_output=True)
+    python = env_dir / "bin" / "python"
+    site = purelib(python)
+    Path(site, "agent_python.pth").write_text(purelib(agent_python) + "\n")
     subprocess.run(
         [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
         check=True,
@@ -112,6 +118,7 @@ def test_wheel_loads_in_a_clean_environment_with_no_deps(wheel, tmp_path):
     assert loaded["class"] == "CiliumCheck"
     assert loaded["version"] == __import__("cilium_check").__version__
     assert loaded["error"] == ""
+    print(f"loaded by Python {loaded['python']} from {site}")
     assert "cilium.endpoint.state" in loaded["metrics"]
     data = Path(site, "datadog_checks", "cilium", "data")
     assert (data / "conf.yaml.example").read_text() == (ROOT / "conf.yaml.example").read_text()
