@@ -10,7 +10,7 @@ from datadog_checks.base.constants import ServiceCheck
 from datadog_checks.base.errors import ConfigurationError
 from datadog_checks.base.utils.http import RequestsWrapper
 
-from .components import BY_NAME, COMPONENTS, Component
+from .components import BY_NAME, Component
 from .config import DETECT_OPTION, ConfigError, Settings
 from .detect import identify
 from .scraper import CiliumScraper

@@ -167,3 +167,26 @@ def test_untyped_exposition_still_gets_the_table_types(fixture_server, aggregato
     dd_run_check(check)
     aggregator.assert_metric("cilium.drop_count.count", 12, metric_type=aggregator.MONOTONIC_COUNT)
     aggregator.assert_metric("cilium.act.new_connections", 3, metric_type=aggregator.GAUGE)
+
+
+def test_standard_options_take_effect_on_the_scrape(fixture_server, aggregator, dd_run_check):
+    url = fixture_server.url("agent")
+    instance = {
+        "agent_endpoint": url,
+        "exclude_metrics": ["cilium_feature_.*", "cilium_endpoint_state"],
+        "exclude_labels": ["direction"],
+        "rename_labels": {"reason": "drop_reason"},
+        "exclude_metrics_by_labels": {"map_name": ["^cilium_ct"]},
+        "collect_histogram_buckets": False,
+        "tag_by_endpoint": False,
+    }
+    dd_run_check(CiliumCheck("cilium", {}, [instance]))
+    assert not [n for n in aggregator.metric_names if n.startswith("cilium.feature.")]
+    aggregator.assert_metric("cilium.endpoint.state", count=0)
+    for metric in aggregator.metrics("cilium.drop_count.count"):
+        assert not any(t.startswith(("direction:", "reason:", "endpoint:")) for t in metric.tags)
+        assert any(t.startswith("drop_reason:") for t in metric.tags)
+    assert not any("map_name:cilium_ct" in t for m in aggregator.metrics("cilium.bpf.map_pressure") for t in m.tags)
+    assert aggregator.metrics("cilium.bpf.map_pressure")
+    assert not [n for n in aggregator.metric_names if n.endswith(".bucket")]
+    aggregator.assert_metric("cilium.endpoint.regeneration_time_stats.seconds.sum")

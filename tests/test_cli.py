@@ -15,6 +15,13 @@ from cilium_check.mapping import load_table
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = Path(__file__).parent / "data" / "cilium-metrics-catalog.csv"
+# Families whose only content is the release in a `version` label: they go to metadata.
+VERSION_FAMILIES = {
+    "cilium_version",
+    "cilium_operator_version",
+    "cilium_clustermesh_apiserver_version",
+    "cilium_kvstoremesh_version",
+}
 
 
 def cilium_check(*args, cwd=None):
@@ -37,7 +44,7 @@ def catalog_exposition(component: str) -> tuple[str, set[str]]:
             name, kind = fact["metric"], fact["type"]
             labels = ",".join(f'{label}="{label}-value"' for label in fact["labels"].split())
             brace = "{" + labels + "}" if labels else ""
-            if name.endswith("_version"):
+            if name in VERSION_FAMILIES:
                 lines += [f"# TYPE {name} gauge", f'{name}{{version="1.20.3"}} 1']
                 continue
             families.add(name)

@@ -25,8 +25,11 @@ with open(DATA / "cilium-metrics-catalog.csv") as f:
 with open(DATA / "bundled-cilium-check-names.csv") as f:
     BUNDLED = list(csv.DictReader(f))
 
-VERSION_FAMILIES = {"cilium_version", "cilium_operator_version"} | {
-    row["metric"] for row in CATALOG if row["metric"].endswith("_apiserver_version") or row["metric"].endswith("mesh_version")
+VERSION_FAMILIES = {
+    "cilium_version",
+    "cilium_operator_version",
+    "cilium_clustermesh_apiserver_version",
+    "cilium_kvstoremesh_version",
 }
 NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 
