@@ -5,17 +5,19 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from collections.abc import Iterator
+
 from datadog_checks.base import OpenMetricsBaseCheckV2
 from datadog_checks.base.constants import ServiceCheck
 from datadog_checks.base.errors import ConfigurationError
 from datadog_checks.base.utils.http import RequestsWrapper
 
-from .components import BY_NAME, Component
-from .config import DETECT_OPTION, ConfigError, Settings
-from .detect import identify
-from .scraper import CiliumScraper
+from .components import AGENT, BY_NAME, HUBBLE, Component
+from .config import HUBBLE_UNBOUNDED_LABELS, ConfigError, Settings
+from .endpoints import Endpoint
 from .mapping import load_table
-from .openmetrics_map import component_metrics
+from .openmetrics_map import component_metrics, superseded_families
+from .scraper import CiliumScraper
 from .tags import COMPONENT_TAG, RESERVED_LABEL_RENAMES
 
 _SEMVER = re.compile(r"^v?(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)(?:-(?P<release>[0-9A-Za-z.-]+))?")
@@ -36,7 +38,8 @@ def _component_version(key: str):
 
 
 class CiliumCheck(OpenMetricsBaseCheckV2):
-    """Collects the metrics of a Cilium agent and operator through their Prometheus endpoints."""
+    """Collects the metrics of Cilium's agent, operator, Hubble, clustermesh-apiserver and
+    kvstoremesh through their Prometheus endpoints, one scraper per component."""
 
     __NAMESPACE__ = "cilium"
     DEFAULT_METRIC_LIMIT = 0
@@ -58,14 +61,13 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
             self.log.debug(note)
         for warning in self.settings.warnings:
             self.warning("cilium instance configuration: %s", warning)
-        self.component_by_endpoint: dict[str, Component] = {}
-        self.scraper_configs = [self.scraper_config(c, url) for c, url in self.settings.endpoints.items()]
-        self.undetected = self.settings.detect_endpoint
+        # Scrapers are created as endpoints are found, not up front: see `check`.
+        self.scraper_configs = []
+        self._probe_http: RequestsWrapper | None = None
 
     def scraper_config(self, component: Component, url: str) -> dict[str, Any]:
         """The V2 scraper configuration of one component: the shared options plus its mapping."""
         options = self.settings.scraper_options
-        self.component_by_endpoint[url] = component
         return {
             **options,
             "openmetrics_endpoint": url,
@@ -74,52 +76,86 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
             "tags": [*options.get("tags", []), f"{COMPONENT_TAG}:{component.name}"],
         }
 
+    def create_scraper(self, config: dict[str, Any]) -> CiliumScraper:
+        component = BY_NAME[config["tags"][-1].split(":", 1)[1]]
+        sum_away = frozenset()
+        if component is HUBBLE:
+            sum_away = frozenset(HUBBLE_UNBOUNDED_LABELS) - set(self.settings.hubble_unbounded_labels)
+        return CiliumScraper(
+            self,
+            config,
+            max_contexts=self.settings.max_contexts.get(component.name, 0),
+            sum_away=sum_away,
+            superseded=superseded_families(component.name),
+        )
+
+    def fetch_lines(self, url: str) -> Iterator[str]:
+        """The lines a URL serves, with the instance's HTTP options (auth, TLS, timeouts)."""
+        if self._probe_http is None:
+            options = self.settings.scraper_options
+            self._probe_http = RequestsWrapper(options, self.init_config, self.HTTP_CONFIG_REMAPPER, self.log)
+        with self._probe_http.get(url, stream=True) as response:
+            response.raise_for_status()
+            response.encoding = response.encoding or "utf-8"
+            yield from response.iter_lines(decode_unicode=True)
+
     def check(self, _):
-        """Scrape every component; one that fails does not keep the others from being collected."""
-        self.refresh_scrapers()
-        failures: list[tuple[str, Exception]] = []
-        if self.undetected:
-            try:
-                self.detect_component(self.undetected)
-            except Exception as e:
-                failures.append((self.undetected, e))
-        for endpoint, scraper in self.scrapers.items():
-            self.log.debug("Scraping %s endpoint %s", self.component_by_endpoint[endpoint].name, endpoint)
+        """Find and scrape every configured component; one that fails does not stop the others."""
+        failures: list[str] = []
+        taken: set[str] = set()
+        timeout = self.settings.scraper_options.get("timeout")
+        for endpoint in self.settings.endpoints:
+            if endpoint.component is HUBBLE and self._beside_non_agent():
+                continue
+            if endpoint.current is None:
+                component = endpoint.resolve(self.fetch_lines, BY_NAME, taken, timeout)
+                if component is None:
+                    self._endpoint_failed(endpoint, endpoint.failure_message(), failures, send_health=True)
+                    continue
+                self.log.info("`%s`: %s serves the Cilium %s", endpoint.option, endpoint.current, component.name)
+                if endpoint.current not in self.scrapers:
+                    self.scrapers[endpoint.current] = self.create_scraper(
+                        self.scraper_config(component, endpoint.current)
+                    )
+            url = endpoint.current
+            taken.add(url)
+            scraper = self.scrapers[url]
             with self.adopt_namespace(scraper.namespace):
                 try:
                     scraper.scrape()
                 except Exception as e:
-                    self.log.error("There was an error scraping endpoint %s: %s", endpoint, e)
-                    failures.append((endpoint, e))
+                    # Probe the candidates again next run: the component may have moved port.
+                    endpoint.current = None
+                    message = f"There was an error scraping endpoint {url}: {e}"
+                    self._endpoint_failed(endpoint, message, failures, send_health=False)
+                    continue
+            endpoint.failing_runs = 0
         if failures:
-            message = "; ".join(f"There was an error scraping endpoint {url}: {e}" for url, e in failures)
-            first = failures[0][1]
-            try:
-                error = type(first)(message)
-            except Exception:
-                error = RuntimeError(message)
-            raise error from None
+            raise ScrapeError("; ".join(failures))
 
-    def detect_component(self, url: str) -> None:
-        """Find which component serves `url` and add a scraper for it; CRITICAL health if none does."""
-        tags = [*self.settings.scraper_options.get("tags", []), f"endpoint:{url}"]
-        try:
-            http = RequestsWrapper(self.settings.scraper_options, self.init_config, self.HTTP_CONFIG_REMAPPER, self.log)
-            with http.get(url, stream=True) as response:
-                response.raise_for_status()
-                response.encoding = response.encoding or "utf-8"
-                name = identify(response.iter_lines(decode_unicode=True))
-            if name is None:
-                raise ValueError(f"{url} answers, but serves no Cilium agent or operator metrics")
-        except Exception as e:
-            message = str(e) if url in str(e) else f"{url}: {e}"
+    def _beside_non_agent(self) -> bool:
+        """Whether `metrics_endpoint` found a component other than the agent (Hubble runs in the agent)."""
+        return any(e.component is None and e.detected not in (None, AGENT) for e in self.settings.endpoints)
+
+    def _endpoint_failed(self, endpoint: Endpoint, message: str, failures: list[str], send_health: bool) -> None:
+        endpoint.failing_runs += 1
+        if endpoint.optional and send_health:
+            # An optional component that none of the candidates serves is simply not running.
+            if endpoint.failing_runs == 1:
+                self.log.info("%s (optional: not collected)", message)
+            return
+        if send_health and self.settings.scraper_options.get("enable_health_service_check", True):
+            name = endpoint.component.name if endpoint.component else "unknown"
+            tags = [*self.settings.scraper_options.get("tags", []), f"{COMPONENT_TAG}:{name}"]
+            if self.settings.scraper_options.get("tag_by_endpoint", True):
+                tags.append(f"endpoint:{endpoint.health_url}")
             self.service_check("openmetrics.health", ServiceCheck.CRITICAL, tags=tags, message=message)
-            raise
-        component = BY_NAME[name]
-        self.log.info("`%s` %s serves the Cilium %s metrics", DETECT_OPTION, url, component.name)
-        self.scrapers[url] = self.create_scraper(self.scraper_config(component, url))
-        self.undetected = None
+        if endpoint.should_report():
+            self.log.error("%s", message)
+            failures.append(message)
+        else:
+            self.log.debug("%s (failing for %d runs)", message, endpoint.failing_runs)
 
-    def create_scraper(self, config: dict[str, Any]) -> CiliumScraper:
-        # The configuration is complete already: the base class's defaults would add nothing.
-        return CiliumScraper(self, config)
+
+class ScrapeError(Exception):
+    """One or more endpoints of the instance could not be scraped; the message names each."""

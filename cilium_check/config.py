@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import Any, Union
+from typing import Any, Literal, Union
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .components import COMPONENTS, Component
+from .components import BY_NAME, COMPONENTS
+from .endpoints import Endpoint
 
 # Options of OpenMetrics V2's scraper and transformer, and of the Agent's instance defaults.
 OPENMETRICS_OPTIONS = frozenset(
@@ -131,7 +132,13 @@ LEGACY_TRANSLATED = frozenset(
 # where one template covers the agent and the operator containers).
 DETECT_OPTION = "metrics_endpoint"
 ENDPOINT_OPTIONS = tuple(component.option for component in COMPONENTS) + (DETECT_OPTION,)
-CILIUM_OPTIONS = frozenset(ENDPOINT_OPTIONS + ("use_openmetrics",))
+CILIUM_OPTIONS = frozenset(
+    ENDPOINT_OPTIONS + ("use_openmetrics", "optional_components", "max_contexts", "hubble_unbounded_labels")
+)
+
+# Hubble labels with no upper bound (one value per IP, pod or DNS name): the check sums them
+# away unless an instance lists them in `hubble_unbounded_labels`.
+HUBBLE_UNBOUNDED_LABELS = ("source_ip", "destination_ip", "source_pod", "destination_pod", "query")
 
 KNOWN_OPTIONS = (
     OPENMETRICS_OPTIONS | HTTP_OPTIONS | CILIUM_OPTIONS | set(LEGACY_RENAMES) | LEGACY_IGNORED | LEGACY_TRANSLATED
@@ -151,13 +158,18 @@ REJECTED_OPTIONS = {
 MetricEntry = Union[str, dict[str, Union[str, dict[str, Any]]]]
 
 
-def _check_url(value: str | None) -> str | None:
+def _check_urls(value: str | list[str] | None) -> list[str] | None:
+    """One URL or a list of candidate URLs, as a list; each must be an http(s) URL."""
     if value is None:
         return value
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{value!r} is not an http(s) URL such as http://localhost:9962/metrics")
-    return value
+    urls = [value] if isinstance(value, str) else list(value)
+    if not urls:
+        raise ValueError("the list of candidate URLs is empty")
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{url!r} is not an http(s) URL such as http://localhost:9962/metrics")
+    return urls
 
 
 class InstanceModel(BaseModel):
@@ -165,9 +177,17 @@ class InstanceModel(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    agent_endpoint: str | None = None
-    operator_endpoint: str | None = None
-    metrics_endpoint: str | None = None
+    agent_endpoint: Union[str, list[str], None] = None
+    operator_endpoint: Union[str, list[str], None] = None
+    hubble_endpoint: Union[str, list[str], None] = None
+    clustermesh_apiserver_endpoint: Union[str, list[str], None] = None
+    kvstoremesh_endpoint: Union[str, list[str], None] = None
+    metrics_endpoint: Union[str, list[str], None] = None
+    optional_components: list[Literal["agent", "operator", "hubble", "clustermesh-apiserver", "kvstoremesh"]] = Field(
+        default_factory=list
+    )
+    max_contexts: Union[int, dict[str, int], None] = None
+    hubble_unbounded_labels: list[str] = Field(default_factory=list)
     use_openmetrics: bool | None = None
 
     tags: list[str] = Field(default_factory=list)
@@ -195,7 +215,18 @@ class InstanceModel(BaseModel):
     headers: dict[str, str] | None = None
     extra_headers: dict[str, str] | None = None
 
-    _check_agent = field_validator(*ENDPOINT_OPTIONS)(_check_url)
+    _check_endpoints = field_validator(*ENDPOINT_OPTIONS)(_check_urls)
+
+    @field_validator("max_contexts")
+    @classmethod
+    def _check_max_contexts(cls, value):
+        limits = value if isinstance(value, dict) else {"every component": value} if value is not None else {}
+        for name, limit in limits.items():
+            if name != "every component" and name not in BY_NAME:
+                raise ValueError(f"{name!r} is not a component ({', '.join(BY_NAME)})")
+            if limit < 0:
+                raise ValueError(f"the limit of {name} must be 0 (no limit) or more")
+        return value
 
 
 class ConfigError(ValueError):
@@ -255,14 +286,16 @@ class Settings:
 
     def __init__(
         self,
-        endpoints: dict[Component, str],
-        detect_endpoint: str | None,
+        endpoints: list[Endpoint],
         scraper_options: dict[str, Any],
+        max_contexts: dict[str, int],
+        hubble_unbounded_labels: list[str],
         notes: list[str],
     ):
-        self.endpoints = endpoints
-        self.detect_endpoint = detect_endpoint  # its component is recognised at the first scrape
+        self.endpoints = endpoints  # `metrics_endpoint` first: other options depend on what it finds
         self.scraper_options = scraper_options
+        self.max_contexts = max_contexts  # by component name; 0 means no limit
+        self.hubble_unbounded_labels = hubble_unbounded_labels
         self.notes = notes  # what the check did with the configuration, for the log
         self.warnings: list[str] = []  # what the user should fix
 
@@ -281,14 +314,36 @@ class Settings:
         except ValidationError as e:
             raise ConfigError(_format_validation_error(e)) from None
 
-        endpoints = {c: getattr(model, c.option) for c in COMPONENTS if getattr(model, c.option)}
-        if not endpoints and not model.metrics_endpoint:
+        optional = set(model.optional_components)
+        endpoints = []
+        if model.metrics_endpoint:
+            endpoints.append(Endpoint(DETECT_OPTION, model.metrics_endpoint, None))
+        for component in COMPONENTS:
+            candidates = getattr(model, component.option)
+            if candidates:
+                endpoints.append(Endpoint(component.option, candidates, component, component.name in optional))
+        if not endpoints:
             options = ", ".join(f"`{option}`" for option in ENDPOINT_OPTIONS)
             raise ConfigError(f"no endpoint to scrape: set at least one of {options}")
-        urls = list(endpoints.values()) + ([model.metrics_endpoint] if model.metrics_endpoint else [])
-        duplicates = sorted({url for url in urls if urls.count(url) > 1})
-        if duplicates:
-            raise ConfigError(f"two components point at the same URL {duplicates[0]}: each needs its own endpoint")
+        owners: dict[str, str] = {}
+        for endpoint in endpoints:
+            for url in endpoint.candidates:
+                if owners.setdefault(url, endpoint.option) != endpoint.option:
+                    raise ConfigError(
+                        f"`{owners[url]}` and `{endpoint.option}` both list {url}: each component needs its own endpoint"
+                    )
+
+        limits = {c.name: c.max_contexts for c in COMPONENTS}
+        if isinstance(model.max_contexts, int):
+            limits = dict.fromkeys(limits, model.max_contexts)
+        elif model.max_contexts:
+            limits.update(model.max_contexts)
+        unknown_labels = set(model.hubble_unbounded_labels) - set(HUBBLE_UNBOUNDED_LABELS)
+        if unknown_labels:
+            raise ConfigError(
+                f"`hubble_unbounded_labels`: {', '.join(sorted(unknown_labels))} is not one of "
+                f"{', '.join(HUBBLE_UNBOUNDED_LABELS)}"
+            )
 
         if model.use_openmetrics is not None:
             notes.append("`use_openmetrics` is accepted for compatibility: this check only has the OpenMetrics V2 mode")
@@ -298,7 +353,7 @@ class Settings:
             options.pop("metrics")
             notes.append("`metrics` entries are added to the built-in mapping, as `extra_metrics` would be")
 
-        settings = cls(endpoints, model.metrics_endpoint, options, notes)
+        settings = cls(endpoints, options, limits, list(model.hubble_unbounded_labels), notes)
         for key in sorted(config.keys() - KNOWN_OPTIONS - {"metrics"}):
             guess = difflib.get_close_matches(key, sorted(KNOWN_OPTIONS), n=1)
             hint = f"; did you mean `{guess[0]}`?" if guess else ""

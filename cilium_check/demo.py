@@ -51,6 +51,25 @@ def highlights(result: InstanceResult) -> list[str]:
     return lines
 
 
+def hubble_highlights(result: InstanceResult) -> list[str]:
+    """Flows by verdict and DNS answers by return code, from Hubble's series."""
+    lines = []
+    verdicts = Counter()
+    for value, tags in _values(result, "cilium.hubble.flows_processed.count"):
+        verdicts[_tag(tags, "verdict")] += value
+    if verdicts:
+        lines.append("flows since the previous run: " + ", ".join(f"{int(n)} {v}" for v, n in verdicts.most_common()))
+    rcodes = Counter()
+    for value, tags in _values(result, "cilium.hubble.dns_responses.count"):
+        rcodes[_tag(tags, "rcode")] += value
+    if rcodes:
+        lines.append("DNS responses by rcode: " + ", ".join(f"{r} {int(n)}" for r, n in rcodes.most_common()))
+    return lines
+
+
+HIGHLIGHTS = {"agent": highlights, "hubble": hubble_highlights}
+
+
 def summarise(result: InstanceResult, version: str, out: TextIO) -> None:
     """What was collected, per component: health, release, and series per metric."""
     v = parse_version(version)
@@ -62,8 +81,12 @@ def summarise(result: InstanceResult, version: str, out: TextIO) -> None:
     }
     series_by_component: dict[str, Counter[str]] = defaultdict(Counter)
     metrics_by_component: dict[str, set[str]] = defaultdict(set)
+    contexts: dict[str, dict[str, float]] = defaultdict(dict)
     for series in result.series:
         component = _tag(series["tags"], COMPONENT_TAG) or "?"
+        if series["metric"].startswith("cilium.check."):
+            contexts[component][series["metric"]] = series["points"][-1][1]
+            continue
         metrics_by_component[component].add(series["metric"])
         series_by_component[component][family_of.get((component, series["metric"]), series["metric"])] += 1
     health = {_tag(sc["tags"], "endpoint"): sc for sc in result.service_checks}
@@ -78,7 +101,8 @@ def summarise(result: InstanceResult, version: str, out: TextIO) -> None:
         expected = {s.name for row in rows_for(component.name) if row.in_version(v) for s in row.submissions()}
         check = health.get(url)
         status = STATUS[check["status"]] if check else "not scraped"
-        release = result.inventory.get(f"{metadata_name(component.name)}.raw", "unknown")
+        key = metadata_name(component.name)
+        release = result.inventory.get(f"{key}.raw", "unknown") if key else "not exposed by this component"
         out.write(f"{component.name}  {url}\n")
         out.write(f"  health: {status}{' - ' + check['message'] if check and check['message'] else ''}\n")
         out.write(f"  Cilium version: {release}\n")
@@ -86,9 +110,14 @@ def summarise(result: InstanceResult, version: str, out: TextIO) -> None:
             f"  {sum(counts.values())} series of {len(counts)} Cilium families, as {len(sent)} Datadog metrics "
             f"({len(sent & expected)} of the {len(expected)} the mapping expects for Cilium {version})\n"
         )
-        if component.name == "agent":
-            for line in highlights(result):
-                out.write(f"  {line}\n")
+        guard = contexts.get(component.name, {})
+        limit = result.instance.get("max_contexts", {}).get(component.name, component.max_contexts)
+        out.write(
+            f"  contexts: {int(guard.get('cilium.check.contexts', 0))} submitted, "
+            f"{int(guard.get('cilium.check.contexts_dropped', 0))} dropped (max_contexts: {limit or 'no limit'})\n"
+        )
+        for line in HIGHLIGHTS.get(component.name, lambda result: [])(result):
+            out.write(f"  {line}\n")
         out.write("  series per family (largest first):\n")
         for name, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP]:
             out.write(f"    {n:5d}  {name}\n")

@@ -40,3 +40,29 @@ def component_metrics(component: str) -> dict[str, dict[str, Any]]:
         if row.family != row.wire_name:
             metrics.setdefault(row.wire_name, metrics[row.family])
     return metrics
+
+
+def _overlap(a: MetricRow, b: MetricRow) -> bool:
+    return a.since <= (b.until or (99, 99)) and b.since <= (a.until or (99, 99))
+
+
+@cache
+def superseded_families(component: str) -> dict[str, str]:
+    """`{old family: new family}` for renamed families that one release exposes side by side.
+
+    Both map to one Datadog name; when a scrape has both, only the successor is submitted, so
+    the series is not counted twice during the release that deprecates the old name.
+    """
+    rows = [row for row in rows_for(component) if row.type != "metadata"]
+    result: dict[str, str] = {}
+    for old in rows:
+        for new in rows:
+            if (
+                old.datadog_name == new.datadog_name
+                and old.type == new.type
+                and old.family != new.family
+                and old.since < new.since
+                and _overlap(old, new)
+            ):
+                result[old.family] = new.family
+    return result

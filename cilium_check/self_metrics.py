@@ -4,4 +4,21 @@ from __future__ import annotations
 
 from .mapping import Submission
 
-SELF_METRICS: tuple[Submission, ...] = ()
+CONTEXTS = Submission(
+    "cilium.check.contexts",
+    "gauge",
+    "",
+    "",
+    "Contexts (distinct metric name and tag sets) the check submitted for this endpoint in its last run.",
+    0,
+)
+CONTEXTS_DROPPED = Submission(
+    "cilium.check.contexts_dropped",
+    "gauge",
+    "",
+    "",
+    "Contexts of this endpoint the check dropped in its last run because they exceeded `max_contexts`.",
+    -1,
+)
+
+SELF_METRICS: tuple[Submission, ...] = (CONTEXTS, CONTEXTS_DROPPED)

@@ -10,7 +10,10 @@ from cilium_check.fixtures.payloads import FIXTURE_VERSIONS
 from cilium_check.mapping import parse_version, rows_for
 from cilium_check.openmetrics_map import metadata_name
 
-COMPONENT_OPTIONS = {"agent": "agent_endpoint", "operator": "operator_endpoint"}
+from cilium_check.components import COMPONENTS
+from cilium_check.self_metrics import SELF_METRICS
+
+COMPONENT_OPTIONS = {c.name: c.option for c in COMPONENTS}
 
 
 def expected_submissions(component, version):
@@ -32,8 +35,8 @@ def test_every_mapped_metric_of_a_release(component, version, fixture_server, ag
     check.check_id = "test:123"
     run(check, dd_run_check)
 
-    expected = expected_submissions(component, version)
-    assert expected, f"the table has no {component} metric for Cilium {version}"
+    expected = expected_submissions(component, version) | {(s.name, s.metadata_type) for s in SELF_METRICS}
+    assert len(expected) > len(SELF_METRICS), f"the table has no {component} metric for Cilium {version}"
     types = {"gauge": aggregator.GAUGE, "count": aggregator.MONOTONIC_COUNT}
     for name, metadata_type in sorted(expected):
         aggregator.assert_metric(name, metric_type=types[metadata_type], at_least=1)
@@ -105,13 +108,13 @@ def test_down_endpoint_is_critical_and_named_and_the_other_is_still_scraped(
     down = fixture_server.closed_url()
     operator = fixture_server.url("operator")
     check = CiliumCheck("cilium", {}, [{"agent_endpoint": down, "operator_endpoint": operator}])
-    with pytest.raises(Exception, match=f"There was an error scraping endpoint {down}"):
+    with pytest.raises(Exception, match=f"`agent_endpoint`: {down} does not serve Cilium agent metrics: connection refused"):
         dd_run_check(check)
     aggregator.assert_service_check(
         "cilium.openmetrics.health",
         ServiceCheck.CRITICAL,
         tags=["cilium_component:agent", f"endpoint:{down}"],
-        message=".*Connection refused",
+        message=f".*{down}.*connection refused.*prometheus.enabled=true",
     )
     aggregator.assert_service_check("cilium.openmetrics.health", ServiceCheck.OK, tags=[
         "cilium_component:operator", f"endpoint:{operator}"
@@ -142,9 +145,11 @@ def test_metrics_endpoint_recognises_the_component(fixture_server, aggregator, d
 def test_metrics_endpoint_that_serves_no_cilium_metrics(fixture_server, aggregator, dd_run_check):
     url = fixture_server.set_payload("/not-cilium/metrics", "# TYPE go_goroutines gauge\ngo_goroutines 7\n")
     check = CiliumCheck("cilium", {}, [{"metrics_endpoint": url}])
-    with pytest.raises(Exception, match="serves no Cilium agent or operator metrics"):
+    with pytest.raises(Exception, match=f"{url} does not serve Cilium metrics: answers, but serves no Cilium metrics"):
         dd_run_check(check)
-    aggregator.assert_service_check("cilium.openmetrics.health", ServiceCheck.CRITICAL, tags=[f"endpoint:{url}"])
+    aggregator.assert_service_check(
+        "cilium.openmetrics.health", ServiceCheck.CRITICAL, tags=["cilium_component:unknown", f"endpoint:{url}"]
+    )
 
 
 def test_gzip_is_requested_and_decoded(fixture_server, aggregator, dd_run_check):

@@ -136,7 +136,7 @@ def test_down_endpoint_in_the_output(fixture_server, tmp_path):
     conf = write_conf(tmp_path, {"agent_endpoint": down})
     result = cilium_check("check", "-c", str(conf))
     assert "[ERROR]" in result.stdout
-    assert f"There was an error scraping endpoint {down}" in result.stdout
+    assert f"`agent_endpoint`: {down} does not serve Cilium agent metrics: connection refused" in result.stdout
     result = cilium_check("check", "-c", str(conf), "--json")
     (instance,) = json.loads(result.stdout)
     assert down in instance["runner"]["LastError"]
@@ -168,7 +168,8 @@ def test_demo_prints_the_summary():
     result = cilium_check("demo")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "agent  http://127.0.0.1:" in out and "operator  http://127.0.0.1:" in out
-    assert out.count("health: OK") == 2
+    for component in ("agent", "operator", "hubble", "clustermesh-apiserver", "kvstoremesh"):
+        assert f"\n{component}  http://127.0.0.1:" in out
+    assert out.count("health: OK") == 5
     assert "Cilium version: 1.20" in out
     assert "Last run: OK" in out

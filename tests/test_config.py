@@ -17,10 +17,15 @@ def make(instance):
     return CiliumCheck("cilium", {}, [instance])
 
 
+def configs(check):
+    """The scraper configuration each endpoint option gets once its URL answers."""
+    return [check.scraper_config(e.component, e.candidates[0]) for e in check.settings.endpoints]
+
+
 def test_both_endpoints_give_one_scraper_each():
     check = make({"agent_endpoint": AGENT, "operator_endpoint": OPERATOR})
-    assert [c["openmetrics_endpoint"] for c in check.scraper_configs] == [AGENT, OPERATOR]
-    agent, operator = check.scraper_configs
+    assert [c["openmetrics_endpoint"] for c in configs(check)] == [AGENT, OPERATOR]
+    agent, operator = configs(check)
     assert "cilium_drop_count" in agent["metrics"][0]
     assert "cilium_drop_count" not in operator["metrics"][0]
     assert agent["tags"] == ["cilium_component:agent"]
@@ -44,7 +49,7 @@ def test_wrong_type_names_option_and_value():
 
 
 def test_same_url_twice_is_rejected():
-    with pytest.raises(ConfigurationError, match="same URL"):
+    with pytest.raises(ConfigurationError, match=f"`agent_endpoint` and `operator_endpoint` both list {AGENT}"):
         make({"agent_endpoint": AGENT, "operator_endpoint": AGENT})
 
 
@@ -57,7 +62,7 @@ def test_user_endpoint_cannot_replace_the_scrapers(option):
 def test_user_metrics_are_merged_not_replacing_the_map(caplog):
     caplog.set_level(logging.DEBUG)
     check = make({"agent_endpoint": AGENT, "metrics": [{"my_family": "my.name"}], "extra_metrics": ["other"]})
-    config = check.scraper_configs[0]
+    config = configs(check)[0]
     assert "metrics" in config and "cilium_drop_count" in config["metrics"][0]
     assert config["extra_metrics"] == [{"my_family": "my.name"}, "other"]
     assert "`metrics` entries are added to the built-in mapping" in caplog.text
@@ -67,7 +72,7 @@ def test_use_openmetrics_is_accepted_and_logged(caplog):
     caplog.set_level(logging.DEBUG)
     for value in (True, False):
         check = make({"agent_endpoint": AGENT, "use_openmetrics": value})
-        assert "use_openmetrics" not in check.scraper_configs[0]
+        assert "use_openmetrics" not in configs(check)[0]
     assert "only has the OpenMetrics V2 mode" in caplog.text
 
 
@@ -91,7 +96,7 @@ def test_standard_options_reach_every_scraper():
         "auth_token": {"reader": {"type": "file", "path": "/tmp/t"}, "writer": {"type": "header", "name": "A"}},
     }
     check = make(instance)
-    for config in check.scraper_configs:
+    for config in configs(check):
         for key in ("timeout", "tls_verify", "exclude_labels", "exclude_metrics", "extra_headers", "auth_token"):
             assert config[key] == instance[key]
         assert config["tags"][0] == "team:net"
@@ -99,7 +104,7 @@ def test_standard_options_reach_every_scraper():
 
 def test_reserved_labels_renamed_and_user_renames_win():
     check = make({"agent_endpoint": AGENT, "rename_labels": {"service": "k8s_service", "reason": "why"}})
-    renames = check.scraper_configs[0]["rename_labels"]
+    renames = configs(check)[0]["rename_labels"]
     assert renames["endpoint"] == "cilium_endpoint"
     assert renames["host"] == "cilium_host"
     assert renames["service"] == "k8s_service"
