@@ -11,6 +11,7 @@ import pytest
 import yaml
 from datadog_checks.base.utils.tagging import GENERIC_TAGS
 
+from cilium_check.components import COMPONENTS
 from cilium_check.mapping import load_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,10 +70,10 @@ def write_conf(tmp_path, instance) -> Path:
 def test_unseen_current_cilium_is_fully_covered(fixture_server, tmp_path):
     """The issue's acceptance run: `check --json --check-rate` against payloads it has never seen."""
     urls, families = {}, {}
-    for component in ("agent", "operator"):
-        text, families[component] = catalog_exposition(component)
-        urls[component] = fixture_server.set_payload(f"/catalog/{component}/metrics", text)
-    conf = write_conf(tmp_path, {"agent_endpoint": urls["agent"], "operator_endpoint": urls["operator"]})
+    for component in COMPONENTS:
+        text, families[component.name] = catalog_exposition(component.name)
+        urls[component.name] = fixture_server.set_payload(f"/catalog/{component.name}/metrics", text)
+    conf = write_conf(tmp_path, {c.option: urls[c.name] for c in COMPONENTS})
     result = cilium_check("check", "-c", str(conf), "--json", "--check-rate", "--pause", "100")
     assert result.returncode == 0, result.stderr
     (instance,) = json.loads(result.stdout)
@@ -101,8 +102,10 @@ def test_unseen_current_cilium_is_fully_covered(fixture_server, tmp_path):
         assert coverage == 1.0, sorted(wanted - covered)
 
     statuses = {sc["tags"][-1]: sc["status"] for sc in instance["aggregator"]["service_checks"]}
-    assert statuses == {f"endpoint:{urls['agent']}": 0, f"endpoint:{urls['operator']}": 0}
-    assert instance["inventories"][instance["runner"]["CheckID"]]["version.raw"] == "1.20.3"
+    assert statuses == {f"endpoint:{url}": 0 for url in urls.values()}
+    inventory = instance["inventories"][instance["runner"]["CheckID"]]
+    for key in ("version", "operator_version", "clustermesh_apiserver_version", "kvstoremesh_version"):
+        assert inventory[f"{key}.raw"] == "1.20.3"
 
 
 def test_text_output_has_the_agent_check_sections(fixture_server, tmp_path):
