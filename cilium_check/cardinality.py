@@ -17,8 +17,8 @@ class ContextGuard:
     def __init__(self, check: Any, limit: int):
         self._check = check
         self.limit = limit
-        self.seen: set[tuple] = set()
-        self.rejected: set[tuple] = set()
+        self.seen: set[int] = set()
+        self.rejected: set[int] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._check, name)
@@ -31,7 +31,9 @@ class ContextGuard:
         self.seen = set()
         self.rejected = set()
 
-    def _admit(self, context: tuple) -> bool:
+    def _admit(self, key: tuple) -> bool:
+        # The fast path keeps the same per-run set, keyed by the hash of the same tuple.
+        context = hash(key)
         if context in self.seen:
             return True
         if self.limit and len(self.seen) >= self.limit:

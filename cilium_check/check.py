@@ -17,6 +17,7 @@ from .config import HUBBLE_UNBOUNDED_LABELS, ConfigError, Settings
 from .endpoints import Endpoint
 from .mapping import load_table
 from .openmetrics_map import component_metrics, superseded_families
+from .fast.scraper import FastScraper
 from .scraper import CiliumScraper
 from .tags import COMPONENT_TAG, RESERVED_LABEL_RENAMES
 
@@ -81,7 +82,8 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
         sum_away = frozenset()
         if component is HUBBLE:
             sum_away = frozenset(HUBBLE_UNBOUNDED_LABELS) - set(self.settings.hubble_unbounded_labels)
-        return CiliumScraper(
+        scraper_class = FastScraper if self.settings.fast_path else CiliumScraper
+        return scraper_class(
             self,
             config,
             max_contexts=self.settings.max_contexts.get(component.name, 0),

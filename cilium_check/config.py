@@ -133,7 +133,8 @@ LEGACY_TRANSLATED = frozenset(
 DETECT_OPTION = "metrics_endpoint"
 ENDPOINT_OPTIONS = tuple(component.option for component in COMPONENTS) + (DETECT_OPTION,)
 CILIUM_OPTIONS = frozenset(
-    ENDPOINT_OPTIONS + ("use_openmetrics", "optional_components", "max_contexts", "hubble_unbounded_labels")
+    ENDPOINT_OPTIONS
+    + ("use_openmetrics", "optional_components", "max_contexts", "hubble_unbounded_labels", "fast_path")
 )
 
 # Hubble labels with no upper bound (one value per IP, pod or DNS name): the check sums them
@@ -188,6 +189,7 @@ class InstanceModel(BaseModel):
     )
     max_contexts: Union[int, dict[str, int], None] = None
     hubble_unbounded_labels: list[str] = Field(default_factory=list)
+    fast_path: bool = True
     use_openmetrics: bool | None = None
 
     tags: list[str] = Field(default_factory=list)
@@ -290,12 +292,14 @@ class Settings:
         scraper_options: dict[str, Any],
         max_contexts: dict[str, int],
         hubble_unbounded_labels: list[str],
+        fast_path: bool,
         notes: list[str],
     ):
         self.endpoints = endpoints  # `metrics_endpoint` first: other options depend on what it finds
         self.scraper_options = scraper_options
         self.max_contexts = max_contexts  # by component name; 0 means no limit
         self.hubble_unbounded_labels = hubble_unbounded_labels
+        self.fast_path = fast_path  # False: stock OpenMetrics V2 parsing
         self.notes = notes  # what the check did with the configuration, for the log
         self.warnings: list[str] = []  # what the user should fix
 
@@ -353,7 +357,7 @@ class Settings:
             options.pop("metrics")
             notes.append("`metrics` entries are added to the built-in mapping, as `extra_metrics` would be")
 
-        settings = cls(endpoints, options, limits, list(model.hubble_unbounded_labels), notes)
+        settings = cls(endpoints, options, limits, list(model.hubble_unbounded_labels), model.fast_path, notes)
         for key in sorted(config.keys() - KNOWN_OPTIONS - {"metrics"}):
             guess = difflib.get_close_matches(key, sorted(KNOWN_OPTIONS), n=1)
             hint = f"; did you mean `{guess[0]}`?" if guess else ""

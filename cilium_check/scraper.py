@@ -10,7 +10,7 @@ from datadog_checks.base.constants import ServiceCheck
 from prometheus_client import Metric
 
 from .cardinality import ContextGuard, sum_labels_away
-from .self_metrics import CONTEXTS, CONTEXTS_DROPPED
+from .self_metrics import CONTEXTS, CONTEXTS_DROPPED, LINES_SKIPPED
 
 
 class CiliumScraper(OpenMetricsScraper):
@@ -35,6 +35,7 @@ class CiliumScraper(OpenMetricsScraper):
         self.sum_away = sum_away
         self.superseded = superseded or {}
         self.warned_about_contexts = False
+        self.lines_skipped = 0  # malformed lines of the last payload (the stock parser stops at the first)
 
     def submit_health_check(self, status, **kwargs):
         message = kwargs.get("message")
@@ -62,10 +63,12 @@ class CiliumScraper(OpenMetricsScraper):
 
     def scrape(self):
         self.guard.start()
+        self.lines_skipped = 0
         try:
             super().scrape()
         finally:
             self.report_contexts()
+        self.guard._check.gauge(LINES_SKIPPED.name.removeprefix("cilium."), self.lines_skipped, tags=self.tags)
 
     def report_contexts(self) -> None:
         """Submit the scrape's context counts, and warn once when the budget was exceeded."""

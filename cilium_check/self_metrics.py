@@ -21,4 +21,13 @@ CONTEXTS_DROPPED = Submission(
     -1,
 )
 
-SELF_METRICS: tuple[Submission, ...] = (CONTEXTS, CONTEXTS_DROPPED)
+LINES_SKIPPED = Submission(
+    "cilium.check.lines_skipped",
+    "gauge",
+    "",
+    "",
+    "Malformed lines of this endpoint's last payload that the check skipped, keeping every well-formed line.",
+    -1,
+)
+
+SELF_METRICS: tuple[Submission, ...] = (CONTEXTS, CONTEXTS_DROPPED, LINES_SKIPPED)

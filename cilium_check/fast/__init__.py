@@ -1,0 +1,1 @@
+"""The fast scrape path: see `scraper`."""

@@ -1,0 +1,548 @@
+"""The fast scrape path: the exposition read line by line, each series resolved once.
+
+Stock OpenMetrics V2 spends most of its time, for every sample of every run, parsing labels,
+building tags and going through the check's submission methods. Here a line is split into its
+series (the text before the value) and its value; the series is looked up in a cache that holds
+what it resolves to (Datadog name, type, tags, hostname, context), and the value goes straight
+to the aggregator. A series is parsed, filtered and tagged only the first time it is seen.
+
+Output is identical to stock V2 with the same configuration (a differential test holds it to
+that). Families that need their samples together (histograms as distributions or non-cumulative
+buckets, version metadata, custom transformer types) are buffered and handed to the stock
+transformer, so they follow stock code exactly. Options the fast path does not implement make
+the scraper use the stock path, and it says so in the log.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable
+from math import inf
+from typing import Any
+
+from datadog_checks.base.agent import aggregator as agent_aggregator
+from datadog_checks.base.checks.openmetrics.v2.labels import get_label_normalizer
+from datadog_checks.base.checks.openmetrics.v2.transform import DEFAULT_METRIC_TYPE, MetricTransformer
+from datadog_checks.base.constants import ServiceCheck
+from prometheus_client import Metric
+from prometheus_client import parser as prom_parser
+from prometheus_client.samples import Sample
+
+from ..cardinality import sum_labels_away
+from ..scraper import CiliumScraper
+from .lines import response_lines
+
+GAUGE = agent_aggregator.GAUGE
+MONOTONIC_COUNT = agent_aggregator.MONOTONIC_COUNT
+NATIVE_TYPES = ("counter", "gauge", "histogram", "summary")
+
+# Options whose stock implementation the fast path does not reproduce.
+UNSUPPORTED_OPTIONS = (
+    "raw_metric_prefix",
+    "share_labels",
+    "target_info",
+    "use_process_start_time",
+    "telemetry",
+    "use_latest_spec",
+)
+
+# The cache never holds more series than this; past it, new series are resolved at every run.
+MAX_CACHED_SERIES = 1_000_000
+FIRST_OFFENDER_CHARS = 200
+
+SKIP, SIMPLE, STOCK = 0, 1, 2
+
+KNOWN_TYPES = frozenset({"counter", "gauge", "summary", "histogram", "untyped", "unknown", "info", "stateset", "gaugehistogram"})
+ALLOWED_SUFFIXES = {"summary": ("_count", "_sum", ""), "histogram": ("_count", "_sum", "_bucket")}
+
+
+class Family:
+    """What one family of the exposition becomes, resolved once per (name, declared type)."""
+
+    __slots__ = ("name", "type", "route", "dd_name", "kind", "excluded", "entries", "predecessor")
+
+    def __init__(self, name: str, metric_type: str):
+        self.name = name  # as prometheus_client names it (a counter without `_total`)
+        self.type = metric_type  # declared type, `unknown` when untyped
+        self.route = SKIP
+        self.dd_name = ""
+        self.kind = ""  # the type the transformer submits as
+        self.excluded = False
+        self.entries: dict[str, Series] = {}
+        self.predecessor = False  # a renamed family whose successor may come later in the payload
+
+
+class Series:
+    """A cached series: the submissions one of its samples makes, or where it belongs."""
+
+    __slots__ = ("subs", "gen", "sample", "sum_key", "reduced", "singleton", "has_sum_labels", "stream")
+
+    def __init__(self):
+        # (mtype, name, tags, hostname, context, monotonic, send) per submission
+        self.subs: tuple = ()
+        self.gen = 0
+        self.sample: tuple[str, dict[str, str]] | None = None  # (sample name, labels) as parsed
+        self.sum_key: tuple | None = None
+        self.reduced: Series | None = None  # the series once unbounded labels are summed away
+        self.singleton: Family | None = None  # untyped sample outside the current family
+        self.has_sum_labels = False
+        self.stream = False  # submitted as it is read (a plain family, nothing to hold back)
+
+
+def parse_value(token: str) -> int | float:
+    """A sample value as prometheus_client's text parser reads it."""
+    if "_" in token:
+        raise ValueError(f"Invalid value: {token!r}")
+    try:
+        return int(token)
+    except ValueError:
+        return float(token)
+
+
+class FastScraper(CiliumScraper):
+    """A Cilium scraper that parses each series once and submits straight to the aggregator."""
+
+    def __init__(self, check: Any, config: dict[str, Any], **kwargs: Any):
+        super().__init__(check, config, **kwargs)
+        self.unsupported = [option for option in UNSUPPORTED_OPTIONS if config.get(option)]
+        if self.unsupported:
+            self.log.info(
+                "%s: the fast scrape path does not implement %s; using the stock OpenMetrics parser",
+                self.endpoint,
+                ", ".join(f"`{option}`" for option in self.unsupported),
+            )
+        metrics_config = MetricTransformer.normalize_metric_config(config)
+        self.exact_specs: dict[str, dict] = {}
+        self.pattern_specs: list[tuple[re.Pattern, dict]] = []
+        for raw_name, spec in metrics_config.items():
+            if raw_name != re.escape(raw_name):
+                self.pattern_specs.append((re.compile(raw_name), spec))
+            else:
+                self.exact_specs[raw_name] = spec
+        self.families: dict[tuple[str, str], Family] = {}
+        self.gen = 0
+        self.cached = 0
+        self.cached_tags: tuple = ()
+        self.serves_openmetrics = False
+        self._deferred_ok = False
+
+    # -- the scrape ---------------------------------------------------------------------------
+
+    def _scrape(self):
+        if self.unsupported or self.serves_openmetrics or self.check.metric_limiter:
+            return super()._scrape()
+        if self.tags is not self.cached_tags:
+            # Static or dynamic tags changed: every cached series carries the old ones.
+            self.families.clear()
+            self.cached = 0
+            self.cached_tags = self.tags
+        self._deferred_ok = True
+        try:
+            connection = self.get_connection()
+        finally:
+            self._deferred_ok = False
+        with connection:
+            content_type = connection.headers.get("Content-Type", "")
+            if content_type.split(";")[0] == "application/openmetrics-text":
+                # Cilium serves OpenMetrics only when asked; the stock parser handles it from now on.
+                self.serves_openmetrics = True
+                self.log.info("%s serves OpenMetrics: using the stock parser for it", self.endpoint)
+                connection.close()
+                return super()._scrape()
+            if connection.encoding is None:
+                connection.encoding = "utf-8"
+            lines = response_lines(connection)
+            if self.raw_line_filter is not None:
+                lines = (line for line in lines if not self.raw_line_filter.search(line))
+            try:
+                self.consume(lines, bool(self.flush_first_value))
+            except Exception as e:
+                self.submit_health_check(ServiceCheck.CRITICAL, message=f"the scrape failed while reading: {e}")
+                raise
+        self.sweep()
+        if self.lines_skipped:
+            number, text = self.first_offender
+            self.submit_health_check(
+                ServiceCheck.WARNING,
+                message=f"skipped {self.lines_skipped} malformed line(s); the first, line {number}: {text!r}",
+            )
+        else:
+            self.submit_health_check(ServiceCheck.OK)
+
+    def submit_health_check(self, status, **kwargs):
+        if self._deferred_ok and status == ServiceCheck.OK:
+            return  # sent once the body is read: WARNING if lines had to be skipped
+        super().submit_health_check(status, **kwargs)
+
+    def consume(self, lines: Iterable[str], flush: bool) -> None:
+        """Parse the exposition and submit every sample; a malformed line is skipped and counted."""
+        self.gen += 1
+        self.lines_skipped = 0
+        self.first_offender = (0, "")
+        check = self.guard._check
+        submit = check._aggregator().submit_metric
+        check_id = check.check_id
+        seen, rejected, limit = self.guard.seen, self.guard.rejected, self.guard.limit
+        seen_add = seen.add
+        gen = self.gen
+        buffer_all = bool(self.sum_away)
+
+        # The current family, tracked as prometheus_client's text parser tracks it.
+        name = ""
+        allowed: list[str] = []
+        family: Family | None = None
+        buffered: list | None = None
+        has_sum = False
+        present: set[str] = set()
+        held: dict[str, tuple[Family, list, bool]] = {}
+        get = self.family("", "untyped").entries.get
+
+        def close(fam: Family | None, items: list | None, summed: bool) -> None:
+            if fam is None or fam.excluded:
+                return
+            if fam.predecessor:
+                held[fam.name] = (fam, items or ([], []), summed)
+                return
+            present.add(fam.name)
+            if items is not None:
+                self.finish(fam, items, flush, summed)
+
+        def open_items(fam: Family) -> list | None:
+            if fam.excluded:
+                return None
+            return ([], []) if (buffer_all or fam.predecessor or fam.route == STOCK) else None
+
+        number = 0
+        for raw in lines:
+            number += 1
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                if line[0] != "#":
+                    # A sample line: its series is everything before the value.
+                    brace = line.rfind("}")
+                    if brace != -1:
+                        cut = brace + 1
+                    else:
+                        cut = line.find(" ")
+                        if cut == -1:
+                            cut = line.find("\t")
+                            if cut == -1:
+                                raise ValueError("no value")
+                    key = line[:cut]
+                    entry = get(key)
+                    rest = line[cut:]
+                    if "\t" in rest:
+                        token = repr(prom_parser._parse_value_and_timestamp(rest)[0])
+                    else:
+                        # No list per line: every allocation of a container wakes the GC.
+                        token = rest.strip()
+                        space = token.find(" ")
+                        if space != -1:
+                            parse_value(token.rsplit(" ", 1)[1])  # a timestamp must be a number too
+                            token = token[:space]
+                        if "_" in token or not token:
+                            raise ValueError(f"Invalid value: {token!r}")
+                    if entry is None:
+                        fam = family if name != "" else None
+                        entries = fam.entries if fam is not None else self.family("", "untyped").entries
+                        entry = self.resolve(fam, allowed, line, key, entries, buffer_all)
+                    entry.gen = gen
+                    if entry.stream:
+                        value = float(token)
+                        if value != value or value == inf or value == -inf:
+                            continue
+                        for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
+                            if ctx not in seen:
+                                if limit and len(seen) >= limit:
+                                    rejected.add(ctx)
+                                    continue
+                                seen_add(ctx)
+                            if send:
+                                submit(check, check_id, mtype, mname, value, tags, hostname, flush if mono else False)
+                        continue
+                    float(token)  # the value must be a number even where it is not used
+                    if entry.singleton is not None:
+                        # An untyped sample outside the family: stock ends the family and yields
+                        # the sample as a family of its own.
+                        if name != "":
+                            close(family, buffered, has_sum)
+                        name, allowed, family, buffered, has_sum = "", [], None, None, False
+                        get = self.family("", "untyped").entries.get
+                        close(entry.singleton, ([entry], [token]), entry.has_sum_labels)
+                    elif buffered is not None:
+                        # Two flat lists rather than a tuple per sample, for the GC's sake.
+                        buffered[0].append(entry)
+                        buffered[1].append(token)
+                        if entry.has_sum_labels:
+                            has_sum = True
+                    continue
+
+                parts = prom_parser._split_quoted(line, None, 3)
+                if len(parts) < 2:
+                    continue
+                candidate = ""
+                if len(parts) > 2:
+                    if parts[1] != "TYPE" and parts[1] != "HELP":
+                        continue
+                    candidate, quoted = prom_parser._unquote_unescape(parts[2])
+                    if not quoted and not prom_parser._is_valid_legacy_metric_name(candidate):
+                        raise ValueError(f"invalid metric name {candidate!r}")
+                if parts[1] == "HELP":
+                    if candidate != name:
+                        if name != "":
+                            close(family, buffered, has_sum)
+                        name = candidate
+                        allowed = [candidate]
+                        family = self.family(name, "untyped")
+                        buffered, has_sum = open_items(family), False
+                elif parts[1] == "TYPE":
+                    if len(parts) < 4:
+                        raise ValueError("TYPE line without a type")
+                    if parts[3] not in KNOWN_TYPES:
+                        raise ValueError(f"invalid metric type {parts[3]!r}")
+                    if candidate != name:
+                        if name != "":
+                            close(family, buffered, has_sum)
+                        name = candidate
+                        buffered, has_sum = None, False
+                    family = self.family(name, parts[3])
+                    allowed = [name + suffix for suffix in ALLOWED_SUFFIXES.get(parts[3], ("",))]
+                    if buffered is None:
+                        buffered = open_items(family)
+                get = (family.entries if name != "" else self.family("", "untyped").entries).get
+            except (ValueError, IndexError) as e:
+                self.lines_skipped += 1
+                if self.lines_skipped == 1:
+                    self.first_offender = (number, raw[:FIRST_OFFENDER_CHARS])
+                    self.log.warning(
+                        "%s: skipping malformed line %d (%s): %r", self.endpoint, number, e, raw[:FIRST_OFFENDER_CHARS]
+                    )
+
+        if name != "":
+            close(family, buffered, has_sum)
+        for fam_name, (fam, items, summed) in held.items():
+            if self.superseded[fam_name] not in present:
+                self.finish(fam, items, flush, summed)
+
+    # -- families -----------------------------------------------------------------------------
+
+    def orphan_entries(self) -> dict[str, Series]:
+        """Series seen while no family is open (only untyped singletons live there)."""
+        return self.family("", "untyped").entries
+
+    def family(self, name: str, typ: str) -> Family:
+        """The resolved family for a name and declared type, as prometheus_client builds it."""
+        found = self.families.get((name, typ))
+        if found is not None:
+            return found
+        metric_type = "unknown" if typ == "untyped" else typ
+        family_name = name[:-6] if typ == "counter" and name.endswith("_total") else name
+        fam = Family(family_name, metric_type)
+        fam.excluded = family_name in self.exclude_metrics or (
+            self.exclude_metrics_pattern is not None and self.exclude_metrics_pattern.search(family_name) is not None
+        )
+        fam.predecessor = family_name in self.superseded
+        spec = self.exact_specs.get(family_name)
+        if spec is None:
+            for pattern, pattern_spec in self.pattern_specs:
+                if pattern.search(family_name):
+                    spec = {**pattern_spec, "name": family_name} if "name" not in pattern_spec else pattern_spec
+                    break
+        if spec is not None and name != "":
+            kind = spec.get("type", DEFAULT_METRIC_TYPE)
+            if kind in (DEFAULT_METRIC_TYPE, "native_dynamic"):
+                kind = metric_type if metric_type in NATIVE_TYPES else ""
+            options = self.metric_transformer.global_options
+            simple_histogram = not options["histogram_buckets_as_distributions"] and not options[
+                "non_cumulative_histogram_buckets"
+            ]
+            custom = "__transformer__" in spec or set(spec) - {"name", "type"}
+            if not kind:
+                fam.route = SKIP
+            elif not custom and (kind in ("gauge", "counter", "summary") or (kind == "histogram" and simple_histogram)):
+                fam.route = SIMPLE
+            else:
+                fam.route = STOCK
+            fam.kind = kind
+            fam.dd_name = spec.get("name", family_name)
+        self.families[(name, typ)] = fam
+        return fam
+
+    def finish(self, fam: Family, items: tuple[list, list], flush: bool, summed: bool) -> None:
+        """Submit a family whose samples were held back: buffered, summed, or stock-transformed.
+
+        `items` is (entries, values), the values as read (tokens) or as summed.
+        """
+        if fam.excluded or fam.route == SKIP:
+            return
+        entries, values = items
+        if summed:
+            merged: dict[tuple, list] = {}
+            for entry, token in zip(entries, values):
+                slot = merged.get(entry.sum_key)
+                if slot is None:
+                    merged[entry.sum_key] = [entry.reduced, parse_value(token)]
+                else:
+                    slot[1] += parse_value(token)  # ints stay exact, as stock sums them
+            entries = [entry for entry, _ in merged.values()]
+            values = [value for _, value in merged.values()]
+        if fam.route == STOCK:
+            samples = []
+            for entry, value in zip(entries, values):
+                sample_name, labels = entry.sample
+                if isinstance(value, str):
+                    value = parse_value(value)
+                samples.append(Sample(sample_name, dict(labels), value, None, None))
+            metric = Metric(fam.name, "", "untyped" if fam.type == "unknown" else fam.type)
+            metric.samples = samples
+            transformer = self.metric_transformer.get(metric)
+            if transformer is not None:
+                runtime_data = {"flush_first_value": flush, "static_tags": self.static_tags}
+                transformer(metric, self.generate_sample_data(metric), runtime_data)
+            return
+        check = self.guard._check
+        submit = check._aggregator().submit_metric
+        check_id = check.check_id
+        seen, rejected, limit = self.guard.seen, self.guard.rejected, self.guard.limit
+        for entry, value in zip(entries, values):
+            value = float(value)
+            if value != value or value == inf or value == -inf:
+                continue
+            for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
+                if ctx not in seen:
+                    if limit and len(seen) >= limit:
+                        rejected.add(ctx)
+                        continue
+                    seen.add(ctx)
+                if send:
+                    submit(check, check_id, mtype, mname, value, tags, hostname, flush if mono else False)
+
+    # -- series -------------------------------------------------------------------------------
+
+    def resolve(
+        self, fam: Family | None, allowed, line: str, key: str, entries: dict[str, Series], buffer_all: bool
+    ) -> Series:
+        """Parse a series the first time it is seen and work out what its samples submit."""
+        sample = prom_parser._parse_sample(line)
+        entry = Series()
+        if fam is None or sample.name not in allowed:
+            # Stock yields it as an untyped singleton family named after the sample.
+            entry.singleton = self.family(sample.name, "untyped")
+            fam = entry.singleton
+        labels = dict(sample.labels)
+        entry.sample = (sample.name, labels)
+        if self.sum_away and self.sum_away.intersection(labels):
+            entry.has_sum_labels = True
+        if self.sum_away:
+            kept = {k: v for k, v in labels.items() if k not in self.sum_away}
+            entry.sum_key = (sample.name, tuple(sorted(kept.items())))
+            if entry.has_sum_labels:
+                reduced = Series()
+                reduced.sample = (sample.name, kept)
+                reduced.subs = self.submissions(fam, sample.name, kept)
+                entry.reduced = reduced
+            else:
+                entry.reduced = entry
+        if fam.route == SIMPLE:
+            entry.subs = self.submissions(fam, sample.name, labels)
+        entry.stream = (
+            entry.singleton is None
+            and fam.route == SIMPLE
+            and not fam.excluded
+            and not fam.predecessor
+            and not buffer_all
+        )
+        if self.cached < MAX_CACHED_SERIES:
+            entries[key] = entry
+            self.cached += 1
+        return entry
+
+    def submissions(self, fam: Family, sample_name: str, labels: dict[str, str]) -> tuple:
+        """What one sample of the family submits, as stock V2 would submit it."""
+        if fam.route != SIMPLE:
+            return ()
+        labels = dict(labels)
+        get_label_normalizer(fam.type)(labels)
+        tags = []
+        for label_name, label_value in labels.items():
+            excluder = self.exclude_metrics_by_labels.get(label_name)
+            if excluder is not None and excluder(label_value):
+                return ()
+            if label_name in self.exclude_labels:
+                continue
+            if self.include_labels and label_name not in self.include_labels:
+                continue
+            tags.append(f"{self.rename_labels.get(label_name, label_name)}:{label_value}")
+        tags.extend(self.tags)
+        hostname = ""
+        if self.hostname_label and self.hostname_label in labels:
+            hostname = labels[self.hostname_label]
+            if self.hostname_formatter is not None:
+                hostname = self.hostname_formatter(hostname)
+
+        base, kind = fam.dd_name, fam.kind
+        subs: list[tuple[int, str, bool]] = []  # (mtype, name without namespace, monotonic)
+        if kind == "gauge":
+            subs.append((GAUGE, base, False))
+        elif kind == "counter":
+            subs.append((MONOTONIC_COUNT, f"{base}.count", True))
+        elif kind == "histogram":
+            if sample_name.endswith("_sum"):
+                subs.append((MONOTONIC_COUNT, f"{base}.sum", True))
+            elif sample_name.endswith("_count"):
+                subs.append((MONOTONIC_COUNT, f"{base}.count", True))
+            elif (
+                self.metric_transformer.global_options["collect_histogram_buckets"]
+                and sample_name.endswith("_bucket")
+                and not labels["upper_bound"].endswith("inf")
+            ):
+                subs.append((MONOTONIC_COUNT, f"{base}.bucket", True))
+        elif kind == "summary":
+            if sample_name.endswith("_sum"):
+                subs.append((MONOTONIC_COUNT, f"{base}.sum", True))
+            elif sample_name.endswith("_count"):
+                subs.append((MONOTONIC_COUNT, f"{base}.count", True))
+            elif sample_name == fam.name:
+                subs.append((GAUGE, f"{base}.quantile", False))
+
+        check = self.guard._check
+        result = []
+        for mtype, name, mono in subs:
+            full_name = check._format_namespace(name)
+            normalized = check._normalize_tags_type(list(tags), None, full_name)
+            # The context guard's key for this submission; its hash stands in for it in the
+            # per-run set, so that a lookup does not rehash the whole tag tuple every time.
+            context = hash((name, tuple(tags), hostname))
+            result.append((mtype, full_name, normalized, hostname, context, mono, check.should_send_metric(full_name)))
+        return tuple(result)
+
+    # -- the cache ----------------------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Forget the series that the last scrape did not expose."""
+        gen = self.gen
+        total = 0
+        for fam in self.families.values():
+            if fam.entries and any(entry.gen != gen for entry in fam.entries.values()):
+                fam.entries = {key: entry for key, entry in fam.entries.items() if entry.gen == gen}
+            total += len(fam.entries)
+        self.cached = total
+
+    def cache_stats(self) -> dict[str, int]:
+        """Entries in the series cache and the bytes they hold (keys, entries, tags)."""
+        size = sys.getsizeof
+        total = 0
+        entries = 0
+        for fam in self.families.values():
+            total += size(fam.entries)
+            for key, entry in fam.entries.items():
+                entries += 1
+                total += size(key) + size(entry) + size(entry.subs)
+                for sub in entry.subs:
+                    total += size(sub) + size(sub[2]) + sum(size(tag) for tag in sub[2]) + size(sub[4])
+                if entry.sample is not None:
+                    total += size(entry.sample) + size(entry.sample[1])
+        return {"entries": entries, "bytes": total}
