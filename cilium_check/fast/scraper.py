@@ -252,6 +252,8 @@ class FastScraper(CiliumScraper):
                     entry.gen = gen
                     if entry.stream:
                         value = float(token)
+                        if not value:
+                            value = float(parse_value(token))  # "-0" is the integer 0 to stock, not -0.0
                         if value != value or value == inf or value == -inf:
                             continue
                         for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
@@ -408,7 +410,7 @@ class FastScraper(CiliumScraper):
         check_id = check.check_id
         seen, rejected, limit = self.guard.seen, self.guard.rejected, self.guard.limit
         for entry, value in zip(entries, values):
-            value = float(value)
+            value = float(parse_value(value)) if isinstance(value, str) else float(value)
             if value != value or value == inf or value == -inf:
                 continue
             for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
