@@ -37,6 +37,10 @@ test: $(STAMP) $(AGENT_STAMP)
 generate: $(STAMP)
 	$(BIN)/python -m cilium_check.generate
 
+# The fast scrape path against stock OpenMetrics V2 on fixture payloads of 4k, 22k and 102k series.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.scrape
+
 wheel: $(STAMP)
 	$(BIN)/python -m build --wheel --no-isolation --outdir dist .
 

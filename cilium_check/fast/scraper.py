@@ -76,10 +76,11 @@ class Family:
 class Series:
     """A cached series: the submissions one of its samples makes, or where it belongs."""
 
-    __slots__ = ("subs", "gen", "sample", "sum_key", "reduced", "singleton", "has_sum_labels", "stream")
+    __slots__ = ("key", "subs", "gen", "sample", "sum_key", "reduced", "singleton", "has_sum_labels", "stream")
 
     def __init__(self):
         # (mtype, name, tags, hostname, context, monotonic, send) per submission
+        self.key = ""  # the series text, as in the cache
         self.subs: tuple = ()
         self.gen = 0
         self.sample: tuple[str, dict[str, str]] | None = None  # (sample name, labels) as parsed
@@ -383,10 +384,12 @@ class FastScraper(CiliumScraper):
         entries, values = items
         if summed:
             merged: dict[tuple, list] = {}
+            summing = self.summing
             for entry, token in zip(entries, values):
-                slot = merged.get(entry.sum_key)
+                sum_key = summing(entry, fam)
+                slot = merged.get(sum_key)
                 if slot is None:
-                    merged[entry.sum_key] = [entry.reduced, parse_value(token)]
+                    merged[sum_key] = [entry.reduced, parse_value(token)]
                 else:
                     slot[1] += parse_value(token)  # ints stay exact, as stock sums them
             entries = [entry for entry, _ in merged.values()]
@@ -430,24 +433,16 @@ class FastScraper(CiliumScraper):
         """Parse a series the first time it is seen and work out what its samples submit."""
         sample = prom_parser._parse_sample(line)
         entry = Series()
+        entry.key = key
         if fam is None or sample.name not in allowed:
             # Stock yields it as an untyped singleton family named after the sample.
             entry.singleton = self.family(sample.name, "untyped")
             fam = entry.singleton
-        labels = dict(sample.labels)
-        entry.sample = (sample.name, labels)
+        labels = sample.labels
+        if fam.route == STOCK:
+            entry.sample = (sample.name, dict(labels))  # rebuilt into a Sample for the stock transformer
         if self.sum_away and self.sum_away.intersection(labels):
             entry.has_sum_labels = True
-        if self.sum_away:
-            kept = {k: v for k, v in labels.items() if k not in self.sum_away}
-            entry.sum_key = (sample.name, tuple(sorted(kept.items())))
-            if entry.has_sum_labels:
-                reduced = Series()
-                reduced.sample = (sample.name, kept)
-                reduced.subs = self.submissions(fam, sample.name, kept)
-                entry.reduced = reduced
-            else:
-                entry.reduced = entry
         if fam.route == SIMPLE:
             entry.subs = self.submissions(fam, sample.name, labels)
         entry.stream = (
@@ -462,11 +457,30 @@ class FastScraper(CiliumScraper):
             self.cached += 1
         return entry
 
+    def summing(self, entry: Series, fam: Family) -> tuple:
+        """The series an entry is summed into once unbounded labels are removed, and its key.
+
+        Worked out the first time a family has to be summed, then kept on the entry.
+        """
+        if entry.sum_key is None:
+            sample = prom_parser._parse_sample(entry.key + " 0")
+            kept = {k: v for k, v in sample.labels.items() if k not in self.sum_away}
+            entry.sum_key = (sample.name, tuple(sorted(kept.items())))
+            if entry.has_sum_labels:
+                reduced = Series()
+                reduced.subs = self.submissions(fam, sample.name, kept)
+                if fam.route == STOCK:
+                    reduced.sample = (sample.name, kept)
+                entry.reduced = reduced
+            else:
+                entry.reduced = entry
+        return entry.sum_key
+
     def submissions(self, fam: Family, sample_name: str, labels: dict[str, str]) -> tuple:
         """What one sample of the family submits, as stock V2 would submit it."""
         if fam.route != SIMPLE:
             return ()
-        labels = dict(labels)
+        labels = dict(labels)  # the normalizer renames `le` in place
         get_label_normalizer(fam.type)(labels)
         tags = []
         for label_name, label_value in labels.items():
@@ -477,7 +491,8 @@ class FastScraper(CiliumScraper):
                 continue
             if self.include_labels and label_name not in self.include_labels:
                 continue
-            tags.append(f"{self.rename_labels.get(label_name, label_name)}:{label_value}")
+            # Interned: a tag such as `verdict:FORWARDED` recurs in many series of the cache.
+            tags.append(sys.intern(f"{self.rename_labels.get(label_name, label_name)}:{label_value}"))
         tags.extend(self.tags)
         hostname = ""
         if self.hostname_label and self.hostname_label in labels:
@@ -534,10 +549,16 @@ class FastScraper(CiliumScraper):
         self.cached = total
 
     def cache_stats(self) -> dict[str, int]:
-        """Entries in the series cache and the bytes they hold (keys, entries, tags)."""
-        size = sys.getsizeof
-        total = 0
-        entries = 0
+        """Entries in the series cache and the bytes they hold, each object counted once."""
+        counted: set[int] = set()
+
+        def size(obj) -> int:
+            if id(obj) in counted:
+                return 0
+            counted.add(id(obj))
+            return sys.getsizeof(obj)
+
+        total = entries = 0
         for fam in self.families.values():
             total += size(fam.entries)
             for key, entry in fam.entries.items():
