@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from collections.abc import Iterator
+import itertools
+import time
 
 from datadog_checks.base import OpenMetricsBaseCheckV2
 from datadog_checks.base.constants import ServiceCheck
@@ -14,12 +15,18 @@ from datadog_checks.base.utils.http import RequestsWrapper
 
 from .components import AGENT, BY_NAME, HUBBLE, Component
 from .config import HUBBLE_UNBOUNDED_LABELS, ConfigError, Settings
-from .endpoints import Endpoint
+from .body import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_LINE_LENGTH, BodyReader, Truncated
+from .detect import identify
+from .endpoints import Endpoint, WrongComponent, describe, redact
 from .mapping import load_table
 from .openmetrics_map import component_metrics, superseded_families
 from .fast.scraper import FastScraper
-from .scraper import CiliumScraper
+from .scraper import DEFAULT_TIMEOUT, CiliumScraper
+from .secrets import secrets_of
 from .tags import COMPONENT_TAG, RESERVED_LABEL_RENAMES
+
+# Enough of a payload to tell which component serves it (Cilium sorts families by name).
+PROBE_LINES = 20000
 
 _SEMVER = re.compile(r"^v?(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)(?:-(?P<release>[0-9A-Za-z.-]+))?")
 
@@ -65,6 +72,23 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
         # Scrapers are created as endpoints are found, not up front: see `check`.
         self.scraper_configs = []
         self._probe_http: RequestsWrapper | None = None
+        self._probing: BodyReader | None = None
+        self.cancelled = False
+        for secret in secrets_of(self.instance or {}):
+            self.register_secret(secret)
+
+    def cancel(self):
+        """Called by the Agent when it unschedules the check: stop a run in flight, free its sockets."""
+        self.cancelled = True
+        if self._probing is not None:
+            self._probing.cancel()
+        for scraper in self.scrapers.values():
+            scraper.cancel()
+        if self._probe_http is not None:
+            try:
+                self._probe_http.session.close()
+            except Exception:
+                pass
 
     def scraper_config(self, component: Component, url: str) -> dict[str, Any]:
         """The V2 scraper configuration of one component: the shared options plus its mapping."""
@@ -91,30 +115,71 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
             superseded=superseded_families(component.name),
         )
 
-    def fetch_lines(self, url: str) -> Iterator[str]:
-        """The lines a URL serves, with the instance's HTTP options (auth, TLS, timeouts)."""
+    def probe(self, url: str) -> str:
+        """The component a URL serves, from the first lines of its payload; raises saying why not."""
         if self._probe_http is None:
             options = self.settings.scraper_options
             self._probe_http = RequestsWrapper(options, self.init_config, self.HTTP_CONFIG_REMAPPER, self.log)
+        options = self.settings.scraper_options
+        started = time.monotonic()
         with self._probe_http.get(url, stream=True) as response:
             response.raise_for_status()
             response.encoding = response.encoding or "utf-8"
-            yield from response.iter_lines(decode_unicode=True)
+            reader = BodyReader(
+                response,
+                max_body_size=int(options.get("max_body_size") or DEFAULT_MAX_BODY_SIZE),
+                max_line_length=int(options.get("max_line_length") or DEFAULT_MAX_LINE_LENGTH),
+                timeout=float(options.get("timeout") or DEFAULT_TIMEOUT),
+                started=started,
+            )
+            self._probing = reader
+            seen = {"first": "", "samples": 0}
+
+            def lines():
+                for line in itertools.islice(reader, PROBE_LINES):
+                    if line is None:
+                        continue
+                    stripped = line.strip()
+                    if stripped and not seen["first"]:
+                        seen["first"] = stripped[:80]
+                    if stripped and not stripped.startswith("#"):
+                        seen["samples"] += 1
+                    yield line
+
+            try:
+                name = identify(lines(), BY_NAME)
+            except Truncated as e:
+                raise WrongComponent(e.reason) from None
+            finally:
+                self._probing = None
+        if name is not None:
+            return name
+        if reader.bytes_read == 0:
+            raise WrongComponent("answered HTTP 200 with an empty body")
+        if not seen["samples"]:
+            content_type = response.headers.get("Content-Type", "none")
+            raise WrongComponent(
+                f"answered HTTP 200 but served no Prometheus metrics "
+                f"(Content-Type: {content_type}; first line: {seen['first']!r})"
+            )
+        raise WrongComponent("serves Prometheus metrics, but none of Cilium's")
 
     def check(self, _):
         """Find and scrape every configured component; one that fails does not stop the others."""
         failures: list[str] = []
         taken: set[str] = set()
-        timeout = self.settings.scraper_options.get("timeout")
+        timeout = self.settings.scraper_options.get("timeout") or DEFAULT_TIMEOUT
         for endpoint in self.settings.endpoints:
+            if self.cancelled:
+                return
             if endpoint.component is HUBBLE and self._beside_non_agent():
                 continue
             if endpoint.current is None:
-                component = endpoint.resolve(self.fetch_lines, BY_NAME, taken, timeout)
+                component = endpoint.resolve(self.probe, BY_NAME, taken, timeout)
                 if component is None:
                     self._endpoint_failed(endpoint, endpoint.failure_message(), failures, send_health=True)
                     continue
-                self.log.info("`%s`: %s serves the Cilium %s", endpoint.option, endpoint.current, component.name)
+                self.log.info("`%s`: %s serves the Cilium %s", endpoint.option, redact(endpoint.current), component.name)
                 if endpoint.current not in self.scrapers:
                     self.scrapers[endpoint.current] = self.create_scraper(
                         self.scraper_config(component, endpoint.current)
@@ -128,7 +193,9 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
                 except Exception as e:
                     # Probe the candidates again next run: the component may have moved port.
                     endpoint.current = None
-                    message = f"There was an error scraping endpoint {url}: {e}"
+                    if self.cancelled:
+                        return
+                    message = f"There was an error scraping endpoint {redact(url)}: {describe(e, timeout)}"
                     self._endpoint_failed(endpoint, message, failures, send_health=False)
                     continue
             endpoint.failing_runs = 0

@@ -53,6 +53,8 @@ OPENMETRICS_OPTIONS = frozenset(
         "metric_patterns",
         "disable_generic_tags",
         "name",
+        "max_body_size",
+        "max_line_length",
     }
 )
 
@@ -190,6 +192,8 @@ class InstanceModel(BaseModel):
     max_contexts: Union[int, dict[str, int], None] = None
     hubble_unbounded_labels: list[str] = Field(default_factory=list)
     fast_path: bool = True
+    max_body_size: int | None = Field(default=None, gt=0)
+    max_line_length: int | None = Field(default=None, gt=0)
     use_openmetrics: bool | None = None
 
     tags: list[str] = Field(default_factory=list)

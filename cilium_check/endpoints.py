@@ -7,13 +7,13 @@ metrics, and probes again only once it stops answering.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from .components import Component
-from .detect import identify
 
 # A failing endpoint is reported (raised, hence logged by the Agent) at its first failing run
 # and then once every this many runs, not at every run: its CRITICAL service check carries
@@ -21,10 +21,42 @@ from .detect import identify
 REPORT_EVERY = 10
 
 
+HTTP_HINTS = {
+    401: "check the credentials (`auth_token`, `username`/`password`, `headers`)",
+    403: "the credentials are not allowed to read the metrics (check `auth_token` and the RBAC of the proxy)",
+    404: "is the path /metrics, and is this the metrics port?",
+    407: "the proxy wants credentials (`proxy`)",
+    429: "the endpoint is rate limiting the check (raise `min_collection_interval`)",
+}
+
+
+def redact(url: str) -> str:
+    """The URL without the password of its userinfo, for tags, messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
 def describe(error: BaseException, timeout: float | None = None) -> str:
     """Why a request failed, in the words a user acts on."""
     if isinstance(error, requests.exceptions.SSLError):
-        return f"TLS error: {error}"
+        text = str(error)
+        reason = "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in text else "handshake failed"
+        hint = (
+            "; set `tls_ca_cert` to the CA that signed the endpoint's certificate"
+            if "verify failed" in reason
+            else "; check `tls_cert`/`tls_private_key` if the endpoint requires a client certificate"
+        )
+        detail = text.split("(Caused by ")[-1].rstrip(")") if "(Caused by " in text else text
+        return f"TLS error: {reason}{hint} ({detail})"
+    if isinstance(error, requests.exceptions.TooManyRedirects):
+        return "too many redirects (the endpoint redirects in a loop)"
+    if isinstance(error, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        return f"the connection broke while reading the body: {error}"
     if isinstance(error, requests.exceptions.ConnectTimeout):
         return "connection timed out" + (f" after {timeout:g}s" if timeout else "")
     if isinstance(error, requests.exceptions.ReadTimeout):
@@ -37,7 +69,10 @@ def describe(error: BaseException, timeout: float | None = None) -> str:
             return "the host name does not resolve"
         return f"connection failed: {text}"
     if isinstance(error, requests.exceptions.HTTPError) and error.response is not None:
-        return f"HTTP {error.response.status_code} {error.response.reason}".strip()
+        code = error.response.status_code
+        status = f"HTTP {code} {error.response.reason or ''}".strip()
+        hint = HTTP_HINTS.get(code) or ("a server error on the Cilium side" if code >= 500 else "")
+        return f"{status}: {hint}" if hint else status
     return str(error)
 
 
@@ -61,7 +96,7 @@ class Endpoint:
     @property
     def health_url(self) -> str:
         """The URL the health service check names: the one in use, else the preferred candidate."""
-        return self.current or self.candidates[0]
+        return redact(self.current or self.candidates[0])
 
     def should_report(self) -> bool:
         """Whether this run's failure is raised and logged (first failure, then every tenth)."""
@@ -69,22 +104,22 @@ class Endpoint:
 
     def resolve(
         self,
-        fetch_lines: Callable[[str], Iterable[str]],
+        probe: Callable[[str], str],
         known: dict[str, Component],
         taken: set[str],
         timeout: float | None = None,
     ) -> Component | None:
-        """Probe the candidates in order; remember and return the component of the first that fits."""
+        """Probe the candidates in order; remember and return the component of the first that fits.
+
+        `probe(url)` returns the name of the component a URL serves, or raises saying why not.
+        """
         self.tried = []
         for url in self.candidates:
             if url in taken:
                 self.tried.append((url, "already scraped for another option of this instance"))
                 continue
             try:
-                name = identify(fetch_lines(url), known)
-                if name is None:
-                    raise WrongComponent("answers, but serves no Cilium metrics")
-                component = known[name]
+                component = known[probe(url)]
                 if self.component is not None and component.name != self.component.name:
                     raise WrongComponent(f"serves the Cilium {component.name}, not the {self.component.name}")
             except Exception as e:  # each candidate's failure is recorded; the next one is tried
@@ -105,7 +140,7 @@ class Endpoint:
             else ""
         )
         if len(self.tried) == 1:
-            (url, why), = self.tried
-            return f"`{self.option}`: {url} does not serve {what}: {why}.{hint}"
-        tried = "; ".join(f"{url} ({why})" for url, why in self.tried)
+            ((url, why),) = self.tried
+            return f"{redact(url)}: {why}. `{self.option}` found no {what} there.{hint}"
+        tried = "; ".join(f"{redact(url)} ({why})" for url, why in self.tried)
         return f"`{self.option}`: none of the {len(self.tried)} candidate URLs serves {what}: {tried}.{hint}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,16 +10,26 @@ from datadog_checks.base.checks.openmetrics.v2.scraper import OpenMetricsScraper
 from datadog_checks.base.constants import ServiceCheck
 from prometheus_client import Metric
 
+from .body import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_LINE_LENGTH, TOO_LONG, BodyReader, Truncated
 from .cardinality import ContextGuard, sum_labels_away
+from .endpoints import describe, redact
 from .self_metrics import CONTEXTS, CONTEXTS_DROPPED, LINES_SKIPPED
+
+FIRST_LINE_CHARS = 80
+DEFAULT_TIMEOUT = 10.0
+
+
+class ScrapeProblem(Exception):
+    """The endpoint answered, but not with metrics; the message says what it served."""
 
 
 class CiliumScraper(OpenMetricsScraper):
     """A V2 scraper for one component's endpoint.
 
-    On top of the stock scraper it names the endpoint in its health messages, sums away labels
-    with no upper bound, prefers a renamed family's successor when a release exposes both, and
-    keeps the endpoint's contexts within its budget.
+    On top of the stock scraper it reads the body within bounds (size, line length, time), says
+    in its health check what went wrong and where, sums away labels with no upper bound, prefers
+    a renamed family's successor when a release exposes both, and keeps the endpoint's contexts
+    within its budget.
     """
 
     def __init__(
@@ -35,18 +46,157 @@ class CiliumScraper(OpenMetricsScraper):
         self.sum_away = sum_away
         self.superseded = superseded or {}
         self.warned_about_contexts = False
-        self.lines_skipped = 0  # malformed lines of the last payload (the stock parser stops at the first)
+        self.display_url = redact(self.endpoint)
+        if self.display_url != self.endpoint:
+            # Credentials in the URL never reach a tag.
+            self.static_tags = tuple(
+                f"endpoint:{self.display_url}" if t == f"endpoint:{self.endpoint}" else t for t in self.static_tags
+            )
+            self.tags = self.static_tags
+        self.max_body_size = int(config.get("max_body_size") or DEFAULT_MAX_BODY_SIZE)
+        self.max_line_length = int(config.get("max_line_length") or DEFAULT_MAX_LINE_LENGTH)
+        self.timeout = float(config.get("timeout") or DEFAULT_TIMEOUT)
+        self.reader: BodyReader | None = None
+        self._deferred_ok = False
+        self.reset_run()
+
+    def reset_run(self) -> None:
+        self.lines_skipped = 0  # malformed or over-long lines of the last payload
+        self.first_offender: tuple[int, str] = (0, "")
+        self.samples = 0  # sample lines read (the fast path counts them; the stock one counts families)
+        self.partial: str | None = None  # why the body was cut short, if it was
+        self.first_line = ""
+        self.content_type = ""
+        self.connected = False
+
+    # -- health -------------------------------------------------------------------------------
 
     def submit_health_check(self, status, **kwargs):
+        if self._deferred_ok and status == ServiceCheck.OK:
+            return  # decided once the body is read: WARNING if it was cut short or had bad lines
         message = kwargs.get("message")
-        if status != ServiceCheck.OK and message and self.endpoint not in message:
-            kwargs["message"] = f"{self.endpoint}: {message}"
+        if status != ServiceCheck.OK and message and not message.startswith(self.display_url):
+            kwargs["message"] = f"{self.display_url}: {message}"
         super().submit_health_check(status, **kwargs)
+
+    def get_connection(self):
+        self.started = time.monotonic()
+        try:
+            response = self.send_request()
+        except Exception as e:
+            self.submit_health_check(ServiceCheck.CRITICAL, message=describe(e, self.timeout))
+            raise
+        try:
+            response.raise_for_status()
+        except Exception as e:
+            response.close()
+            self.submit_health_check(ServiceCheck.CRITICAL, message=describe(e, self.timeout))
+            raise
+        self.connected = True
+        self.content_type = response.headers.get("Content-Type", "")
+        if response.encoding is None:
+            response.encoding = "utf-8"  # never derived from the locale
+        return response
+
+    def body(self, response) -> BodyReader:
+        """The lines of a response, read within this endpoint's limits."""
+        self.reader = BodyReader(
+            response,
+            max_body_size=self.max_body_size,
+            max_line_length=self.max_line_length,
+            timeout=self.timeout,
+            started=self.started,
+        )
+        return self.reader
+
+    def skip_line(self, number: int, text: str, why: str) -> None:
+        """Count a line that could not be used; the first one is logged with its number."""
+        self.lines_skipped += 1
+        if self.lines_skipped == 1:
+            self.first_offender = (number, text[:FIRST_LINE_CHARS])
+            self.log.warning("%s: skipping malformed line %d (%s): %r", self.display_url, number, why, text[:FIRST_LINE_CHARS])
+
+    def stream_connection_lines(self):
+        """The stock parser's input: the body's lines, within bounds, over-long lines skipped."""
+        with self.get_connection() as connection:
+            self._content_type = self.content_type
+            for line in self.body(connection):
+                if line is TOO_LONG:
+                    self.skip_line(self.reader.lines, "", f"longer than max_line_length ({self.max_line_length})")
+                    continue
+                if not self.first_line and line.strip():
+                    self.first_line = line.strip()[:FIRST_LINE_CHARS]
+                yield line
+
+    def not_metrics(self) -> ScrapeProblem:
+        """What to say about a 200 answer that held no sample at all."""
+        if self.reader is not None and self.reader.bytes_read == 0:
+            return ScrapeProblem("answered HTTP 200 with an empty body")
+        first = self.first_line or (self.first_offender[1] if self.first_offender[0] else "")
+        return ScrapeProblem(
+            f"answered HTTP 200 but served no Prometheus metrics "
+            f"(Content-Type: {self.content_type or 'none'}; first line: {first!r})"
+        )
+
+    # -- the scrape ---------------------------------------------------------------------------
+
+    def scrape(self):
+        self.guard.start()
+        self.reset_run()
+        self._deferred_ok = True
+        try:
+            try:
+                super().scrape()
+            except Truncated as e:
+                self.partial = e.reason
+            except Exception as e:
+                if self.connected:
+                    # The body failed us after the headers were fine; the stock parser raises on the
+                    # first bad line, and an HTML or JSON page is not metrics at all.
+                    problem = e if isinstance(e, ScrapeProblem) else None
+                    if problem is None and isinstance(e, ValueError) and not self.samples:
+                        problem = self.not_metrics()
+                    self._deferred_ok = False
+                    self.submit_health_check(ServiceCheck.CRITICAL, message=str(problem or describe(e, self.timeout)))
+                    if problem is not None and problem is not e:
+                        raise problem from None
+                raise
+        finally:
+            self._deferred_ok = False
+            self.report_contexts()
+        if self.partial is None and not self.samples and self.lines_skipped:
+            problem = self.not_metrics()
+            self.flush_first_value = False
+            self.submit_health_check(ServiceCheck.CRITICAL, message=str(problem))
+            raise problem
+        if self.partial is not None:
+            # Part of the payload is missing: a counter seen next time may not continue this one.
+            self.flush_first_value = False
+            self.submit_health_check(ServiceCheck.WARNING, message=self.partial)
+        elif self.lines_skipped:
+            number, text = self.first_offender
+            self.submit_health_check(
+                ServiceCheck.WARNING,
+                message=f"skipped {self.lines_skipped} malformed line(s); the first, line {number}: {text!r}",
+            )
+        else:
+            self.submit_health_check(ServiceCheck.OK)
+        self.guard._check.gauge(LINES_SKIPPED.name.removeprefix("cilium."), self.lines_skipped, tags=self.tags)
+
+    def cancel(self) -> None:
+        """Stop a scrape in flight (from the Agent's thread) and let go of the connection."""
+        if self.reader is not None:
+            self.reader.cancel()
+        try:
+            self.http.session.close()
+        except Exception:
+            pass
 
     def yield_metrics(self, runtime_data: dict) -> Iterator[Metric]:
         held: dict[str, Metric] = {}
         present: set[str] = set()
         for metric in super().yield_metrics(runtime_data):
+            self.samples += len(metric.samples)
             if self.sum_away:
                 metric.samples = sum_labels_away(metric.samples, self.sum_away)
             successor = self.superseded.get(metric.name)
@@ -61,15 +211,6 @@ class CiliumScraper(OpenMetricsScraper):
             if self.superseded[name] not in present:
                 yield metric
 
-    def scrape(self):
-        self.guard.start()
-        self.lines_skipped = 0
-        try:
-            super().scrape()
-        finally:
-            self.report_contexts()
-        self.guard._check.gauge(LINES_SKIPPED.name.removeprefix("cilium."), self.lines_skipped, tags=self.tags)
-
     def report_contexts(self) -> None:
         """Submit the scrape's context counts, and warn once when the budget was exceeded."""
         guard, check = self.guard, self.guard._check
@@ -83,7 +224,7 @@ class CiliumScraper(OpenMetricsScraper):
                 "%s exposes %d contexts, more than its max_contexts of %d: the check submitted the first %d and "
                 "dropped %d. Raise `max_contexts` for this component, or narrow the Cilium metrics it exposes "
                 "(for Hubble: fewer `hubble.metrics.enabled` context options).",
-                self.endpoint,
+                self.display_url,
                 len(guard.seen) + guard.dropped,
                 guard.limit,
                 len(guard.seen),

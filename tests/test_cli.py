@@ -139,7 +139,7 @@ def test_down_endpoint_in_the_output(fixture_server, tmp_path):
     conf = write_conf(tmp_path, {"agent_endpoint": down})
     result = cilium_check("check", "-c", str(conf))
     assert "[ERROR]" in result.stdout
-    assert f"`agent_endpoint`: {down} does not serve Cilium agent metrics: connection refused" in result.stdout
+    assert f"{down}: connection refused (nothing listens on that port). `agent_endpoint` found no" in result.stdout
     result = cilium_check("check", "-c", str(conf), "--json")
     (instance,) = json.loads(result.stdout)
     assert down in instance["runner"]["LastError"]

@@ -82,7 +82,7 @@ def test_a_failing_endpoint_is_reported_at_the_first_run_then_every_tenth(fixtur
 def test_a_url_serving_another_component_is_rejected(fixture_server, aggregator, dd_run_check):
     operator = fixture_server.url("operator")
     check = CiliumCheck("cilium", {}, [{"agent_endpoint": operator}])
-    with pytest.raises(Exception, match=f"{operator} does not serve Cilium agent metrics: serves the Cilium operator"):
+    with pytest.raises(Exception, match=f"{operator}: serves the Cilium operator, not the agent"):
         dd_run_check(check)
     assert not aggregator.metric_names
 

@@ -24,14 +24,12 @@ from typing import Any
 from datadog_checks.base.agent import aggregator as agent_aggregator
 from datadog_checks.base.checks.openmetrics.v2.labels import get_label_normalizer
 from datadog_checks.base.checks.openmetrics.v2.transform import DEFAULT_METRIC_TYPE, MetricTransformer
-from datadog_checks.base.constants import ServiceCheck
 from prometheus_client import Metric
 from prometheus_client import parser as prom_parser
 from prometheus_client.samples import Sample
 
-from ..cardinality import sum_labels_away
 from ..scraper import CiliumScraper
-from .lines import response_lines
+from ..body import TOO_LONG, Truncated
 
 GAUGE = agent_aggregator.GAUGE
 MONOTONIC_COUNT = agent_aggregator.MONOTONIC_COUNT
@@ -126,7 +124,6 @@ class FastScraper(CiliumScraper):
         self.cached = 0
         self.cached_tags: tuple = ()
         self.serves_openmetrics = False
-        self._deferred_ok = False
 
     # -- the scrape ---------------------------------------------------------------------------
 
@@ -138,49 +135,23 @@ class FastScraper(CiliumScraper):
             self.families.clear()
             self.cached = 0
             self.cached_tags = self.tags
-        self._deferred_ok = True
-        try:
-            connection = self.get_connection()
-        finally:
-            self._deferred_ok = False
-        with connection:
-            content_type = connection.headers.get("Content-Type", "")
-            if content_type.split(";")[0] == "application/openmetrics-text":
+        with self.get_connection() as connection:
+            if self.content_type.split(";")[0].strip() == "application/openmetrics-text":
                 # Cilium serves OpenMetrics only when asked; the stock parser handles it from now on.
                 self.serves_openmetrics = True
-                self.log.info("%s serves OpenMetrics: using the stock parser for it", self.endpoint)
+                self.log.info("%s serves OpenMetrics: using the stock parser for it", self.display_url)
                 connection.close()
                 return super()._scrape()
-            if connection.encoding is None:
-                connection.encoding = "utf-8"
-            lines = response_lines(connection)
+            lines = self.body(connection)
             if self.raw_line_filter is not None:
-                lines = (line for line in lines if not self.raw_line_filter.search(line))
-            try:
-                self.consume(lines, bool(self.flush_first_value))
-            except Exception as e:
-                self.submit_health_check(ServiceCheck.CRITICAL, message=f"the scrape failed while reading: {e}")
-                raise
-        self.sweep()
-        if self.lines_skipped:
-            number, text = self.first_offender
-            self.submit_health_check(
-                ServiceCheck.WARNING,
-                message=f"skipped {self.lines_skipped} malformed line(s); the first, line {number}: {text!r}",
-            )
-        else:
-            self.submit_health_check(ServiceCheck.OK)
-
-    def submit_health_check(self, status, **kwargs):
-        if self._deferred_ok and status == ServiceCheck.OK:
-            return  # sent once the body is read: WARNING if lines had to be skipped
-        super().submit_health_check(status, **kwargs)
+                lines = (line for line in lines if line is TOO_LONG or not self.raw_line_filter.search(line))
+            self.consume(lines, bool(self.flush_first_value))
+        if self.partial is None:
+            self.sweep()
 
     def consume(self, lines: Iterable[str], flush: bool) -> None:
         """Parse the exposition and submit every sample; a malformed line is skipped and counted."""
         self.gen += 1
-        self.lines_skipped = 0
-        self.first_offender = (0, "")
         check = self.guard._check
         submit = check._aggregator().submit_metric
         check_id = check.check_id
@@ -215,115 +186,121 @@ class FastScraper(CiliumScraper):
             return ([], []) if (buffer_all or fam.predecessor or fam.route == STOCK) else None
 
         number = 0
-        for raw in lines:
-            number += 1
-            line = raw.strip()
-            if not line:
-                continue
-            try:
-                if line[0] != "#":
-                    # A sample line: its series is everything before the value.
-                    brace = line.rfind("}")
-                    if brace != -1:
-                        cut = brace + 1
-                    else:
-                        cut = line.find(" ")
-                        if cut == -1:
-                            cut = line.find("\t")
+        samples = 0
+        try:
+            for raw in lines:
+                number += 1
+                if raw is TOO_LONG:
+                    self.skip_line(number, "", f"longer than max_line_length ({self.max_line_length})")
+                    continue
+                line = raw.strip()
+                if not line:
+                    continue
+                if not self.first_line:
+                    self.first_line = line[:FIRST_OFFENDER_CHARS]
+                try:
+                    if line[0] != "#":
+                        # A sample line: its series is everything before the value.
+                        brace = line.rfind("}")
+                        if brace != -1:
+                            cut = brace + 1
+                        else:
+                            cut = line.find(" ")
                             if cut == -1:
-                                raise ValueError("no value")
-                    key = line[:cut]
-                    entry = get(key)
-                    rest = line[cut:]
-                    if "\t" in rest:
-                        token = repr(prom_parser._parse_value_and_timestamp(rest)[0])
-                    else:
-                        # No list per line: every allocation of a container wakes the GC.
-                        token = rest.strip()
-                        space = token.find(" ")
-                        if space != -1:
-                            parse_value(token.rsplit(" ", 1)[1])  # a timestamp must be a number too
-                            token = token[:space]
-                        if "_" in token or not token:
-                            raise ValueError(f"Invalid value: {token!r}")
-                    if entry is None:
-                        fam = family if name != "" else None
-                        entries = fam.entries if fam is not None else self.family("", "untyped").entries
-                        entry = self.resolve(fam, allowed, line, key, entries, buffer_all)
-                    entry.gen = gen
-                    if entry.stream:
-                        value = float(token)
-                        if not value:
-                            value = float(parse_value(token))  # "-0" is the integer 0 to stock, not -0.0
-                        if value != value or value == inf or value == -inf:
+                                cut = line.find("\t")
+                                if cut == -1:
+                                    raise ValueError("no value")
+                        key = line[:cut]
+                        entry = get(key)
+                        rest = line[cut:]
+                        if "\t" in rest:
+                            token = repr(prom_parser._parse_value_and_timestamp(rest)[0])
+                        else:
+                            # No list per line: every allocation of a container wakes the GC.
+                            token = rest.strip()
+                            space = token.find(" ")
+                            if space != -1:
+                                parse_value(token.rsplit(" ", 1)[1])  # a timestamp must be a number too
+                                token = token[:space]
+                            if "_" in token or not token:
+                                raise ValueError(f"Invalid value: {token!r}")
+                        if entry is None:
+                            fam = family if name != "" else None
+                            entries = fam.entries if fam is not None else self.family("", "untyped").entries
+                            entry = self.resolve(fam, allowed, line, key, entries, buffer_all)
+                        entry.gen = gen
+                        samples += 1
+                        if entry.stream:
+                            value = float(token)
+                            if not value:
+                                value = float(parse_value(token))  # "-0" is the integer 0 to stock, not -0.0
+                            if value != value or value == inf or value == -inf:
+                                continue
+                            for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
+                                if ctx not in seen:
+                                    if limit and len(seen) >= limit:
+                                        rejected.add(ctx)
+                                        continue
+                                    seen_add(ctx)
+                                if send:
+                                    submit(check, check_id, mtype, mname, value, tags, hostname, flush if mono else False)
                             continue
-                        for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
-                            if ctx not in seen:
-                                if limit and len(seen) >= limit:
-                                    rejected.add(ctx)
-                                    continue
-                                seen_add(ctx)
-                            if send:
-                                submit(check, check_id, mtype, mname, value, tags, hostname, flush if mono else False)
+                        float(token)  # the value must be a number even where it is not used
+                        if entry.singleton is not None:
+                            # An untyped sample outside the family: stock ends the family and yields
+                            # the sample as a family of its own.
+                            if name != "":
+                                close(family, buffered, has_sum)
+                            name, allowed, family, buffered, has_sum = "", [], None, None, False
+                            get = self.family("", "untyped").entries.get
+                            close(entry.singleton, ([entry], [token]), entry.has_sum_labels)
+                        elif buffered is not None:
+                            # Two flat lists rather than a tuple per sample, for the GC's sake.
+                            buffered[0].append(entry)
+                            buffered[1].append(token)
+                            if entry.has_sum_labels:
+                                has_sum = True
                         continue
-                    float(token)  # the value must be a number even where it is not used
-                    if entry.singleton is not None:
-                        # An untyped sample outside the family: stock ends the family and yields
-                        # the sample as a family of its own.
-                        if name != "":
-                            close(family, buffered, has_sum)
-                        name, allowed, family, buffered, has_sum = "", [], None, None, False
-                        get = self.family("", "untyped").entries.get
-                        close(entry.singleton, ([entry], [token]), entry.has_sum_labels)
-                    elif buffered is not None:
-                        # Two flat lists rather than a tuple per sample, for the GC's sake.
-                        buffered[0].append(entry)
-                        buffered[1].append(token)
-                        if entry.has_sum_labels:
-                            has_sum = True
-                    continue
 
-                parts = prom_parser._split_quoted(line, None, 3)
-                if len(parts) < 2:
-                    continue
-                candidate = ""
-                if len(parts) > 2:
-                    if parts[1] != "TYPE" and parts[1] != "HELP":
+                    parts = prom_parser._split_quoted(line, None, 3)
+                    if len(parts) < 2:
                         continue
-                    candidate, quoted = prom_parser._unquote_unescape(parts[2])
-                    if not quoted and not prom_parser._is_valid_legacy_metric_name(candidate):
-                        raise ValueError(f"invalid metric name {candidate!r}")
-                if parts[1] == "HELP":
-                    if candidate != name:
-                        if name != "":
-                            close(family, buffered, has_sum)
-                        name = candidate
-                        allowed = [candidate]
-                        family = self.family(name, "untyped")
-                        buffered, has_sum = open_items(family), False
-                elif parts[1] == "TYPE":
-                    if len(parts) < 4:
-                        raise ValueError("TYPE line without a type")
-                    if parts[3] not in KNOWN_TYPES:
-                        raise ValueError(f"invalid metric type {parts[3]!r}")
-                    if candidate != name:
-                        if name != "":
-                            close(family, buffered, has_sum)
-                        name = candidate
-                        buffered, has_sum = None, False
-                    family = self.family(name, parts[3])
-                    allowed = [name + suffix for suffix in ALLOWED_SUFFIXES.get(parts[3], ("",))]
-                    if buffered is None:
-                        buffered = open_items(family)
-                get = (family.entries if name != "" else self.family("", "untyped").entries).get
-            except (ValueError, IndexError) as e:
-                self.lines_skipped += 1
-                if self.lines_skipped == 1:
-                    self.first_offender = (number, raw[:FIRST_OFFENDER_CHARS])
-                    self.log.warning(
-                        "%s: skipping malformed line %d (%s): %r", self.endpoint, number, e, raw[:FIRST_OFFENDER_CHARS]
-                    )
+                    candidate = ""
+                    if len(parts) > 2:
+                        if parts[1] != "TYPE" and parts[1] != "HELP":
+                            continue
+                        candidate, quoted = prom_parser._unquote_unescape(parts[2])
+                        if not quoted and not prom_parser._is_valid_legacy_metric_name(candidate):
+                            raise ValueError(f"invalid metric name {candidate!r}")
+                    if parts[1] == "HELP":
+                        if candidate != name:
+                            if name != "":
+                                close(family, buffered, has_sum)
+                            name = candidate
+                            allowed = [candidate]
+                            family = self.family(name, "untyped")
+                            buffered, has_sum = open_items(family), False
+                    elif parts[1] == "TYPE":
+                        if len(parts) < 4:
+                            raise ValueError("TYPE line without a type")
+                        if parts[3] not in KNOWN_TYPES:
+                            raise ValueError(f"invalid metric type {parts[3]!r}")
+                        if candidate != name:
+                            if name != "":
+                                close(family, buffered, has_sum)
+                            name = candidate
+                            buffered, has_sum = None, False
+                        family = self.family(name, parts[3])
+                        allowed = [name + suffix for suffix in ALLOWED_SUFFIXES.get(parts[3], ("",))]
+                        if buffered is None:
+                            buffered = open_items(family)
+                    get = (family.entries if name != "" else self.family("", "untyped").entries).get
+                except (ValueError, IndexError) as e:
+                    self.skip_line(number, raw, f"malformed: {e}")
 
+        except Truncated as e:
+            self.partial = e.reason  # what was read is kept; the families in progress end here
+        self.samples = samples
         if name != "":
             close(family, buffered, has_sum)
         for fam_name, (fam, items, summed) in held.items():
@@ -331,10 +308,6 @@ class FastScraper(CiliumScraper):
                 self.finish(fam, items, flush, summed)
 
     # -- families -----------------------------------------------------------------------------
-
-    def orphan_entries(self) -> dict[str, Series]:
-        """Series seen while no family is open (only untyped singletons live there)."""
-        return self.family("", "untyped").entries
 
     def family(self, name: str, typ: str) -> Family:
         """The resolved family for a name and declared type, as prometheus_client builds it."""

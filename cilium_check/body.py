@@ -1,0 +1,152 @@
+"""Reading a response body within bounds: its size, its line length and its time.
+
+A metrics endpoint is trusted to serve a few megabytes in well under a second. Whatever it does
+instead (a gzip bomb, a 10 MB line, a body that never ends), the check reads at most
+`max_body_size` decompressed bytes, holds at most `max_line_length` characters of one line, and
+stops when the request's `timeout` has elapsed since it was sent, keeping what it read.
+"""
+
+from __future__ import annotations
+
+import codecs
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import requests
+
+CHUNK = 65536
+DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024
+DEFAULT_MAX_LINE_LENGTH = 65536
+
+# Yielded in place of a line longer than `max_line_length`, whose text was not kept.
+TOO_LONG = None
+
+
+class Truncated(Exception):
+    """The body was cut short; `reason` says why in a user's words. Lines before it were read."""
+
+    def __init__(self, reason: str, lines: int):
+        super().__init__(reason)
+        self.reason = reason
+        self.lines = lines
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    connection = getattr(response.raw, "connection", None)
+    return getattr(connection, "sock", None)
+
+
+class Watchdog:
+    """Shuts a response's socket down at a deadline, or on demand (`cancel`).
+
+    A blocked read of a trickling body only notices a per-read timeout, never a total one: the
+    watchdog turns the total deadline into an error of the read in progress.
+    """
+
+    def __init__(self, response: requests.Response, seconds: float | None):
+        self.response = response
+        self.fired = False
+        self.timer: threading.Timer | None = None
+        if seconds:
+            self.timer = threading.Timer(seconds, self.fire)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def fire(self) -> None:
+        self.fired = True
+        sock = _socket_of(self.response)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+class BodyReader:
+    """The lines of a response, within the limits; `bytes_read` and `lines` tell how far it got."""
+
+    def __init__(
+        self,
+        response: requests.Response,
+        *,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        timeout: float | None = None,
+        started: float | None = None,
+    ):
+        self.response = response
+        self.max_body_size = max_body_size
+        self.max_line_length = max_line_length
+        self.timeout = timeout
+        self.started = time.monotonic() if started is None else started
+        self.bytes_read = 0
+        self.lines = 0
+        remaining = None if timeout is None else max(0.05, timeout - (time.monotonic() - self.started))
+        self.watchdog = Watchdog(response, remaining)
+
+    def cancel(self) -> None:
+        """Stop reading now (from another thread)."""
+        self.watchdog.fire()
+
+    def __iter__(self) -> Iterator[str | None]:
+        decoder = codecs.getincrementaldecoder(self.response.encoding or "utf-8")(errors="replace")
+        pending = ""
+        skipping = False  # inside a line that was already too long
+        try:
+            for chunk in self.response.iter_content(chunk_size=CHUNK):
+                self.bytes_read += len(chunk)
+                text = decoder.decode(chunk)
+                if text:
+                    lines = text.split("\n")
+                    lines[0] = pending + lines[0]
+                    pending = lines.pop()
+                    for line in lines:
+                        self.lines += 1
+                        if skipping:
+                            skipping = False
+                            yield TOO_LONG
+                        elif len(line) > self.max_line_length:
+                            yield TOO_LONG
+                        else:
+                            yield line
+                    if len(pending) > self.max_line_length:
+                        pending, skipping = "", True
+                if self.bytes_read > self.max_body_size:
+                    raise Truncated(
+                        f"the payload exceeded max_body_size ({self.max_body_size} bytes); "
+                        f"kept the {self.lines} lines before it",
+                        self.lines,
+                    )
+                if self.timeout is not None and time.monotonic() - self.started > self.timeout:
+                    raise self.late()
+        except requests.exceptions.RequestException as e:
+            if self.watchdog.fired:
+                raise self.late() from None
+            if self.lines:
+                raise Truncated(f"the connection broke after {self.lines} lines: {e}", self.lines) from None
+            raise
+        finally:
+            self.watchdog.stop()
+        pending += decoder.decode(b"", final=True)
+        if skipping:
+            self.lines += 1
+            yield TOO_LONG
+        elif pending:
+            self.lines += 1
+            yield pending if len(pending) <= self.max_line_length else TOO_LONG
+
+    def late(self) -> Truncated:
+        if self.lines == 0 and self.watchdog.fired and self.timeout is None:
+            return Truncated("the scrape was cancelled", self.lines)
+        return Truncated(
+            f"the body did not finish within {self.timeout:g}s; kept the {self.lines} lines before it"
+            if self.timeout is not None
+            else "the scrape was cancelled",
+            self.lines,
+        )

@@ -1,0 +1,65 @@
+"""The secrets an instance holds, so that the check can scrub them from everything it reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+SECRET_OPTIONS = ("password", "tls_private_key_password", "kerberos_password", "aws_secret_access_key")
+SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key")
+SECRET_HEADER_WORDS = ("token", "secret", "key", "auth", "password")
+URL_OPTIONS = (
+    "agent_endpoint",
+    "operator_endpoint",
+    "hubble_endpoint",
+    "clustermesh_apiserver_endpoint",
+    "kvstoremesh_endpoint",
+    "metrics_endpoint",
+)
+
+
+def _header_secrets(headers: Any) -> Iterator[str]:
+    if not isinstance(headers, dict):
+        return
+    for name, value in headers.items():
+        lowered = str(name).lower()
+        if isinstance(value, str) and (lowered in SECRET_HEADERS or any(w in lowered for w in SECRET_HEADER_WORDS)):
+            yield value
+            # A scheme such as `Bearer <token>`: the token alone may show up too.
+            if " " in value:
+                yield value.split(" ", 1)[1]
+
+
+def _token_file(instance: dict[str, Any]) -> Iterator[str]:
+    auth_token = instance.get("auth_token")
+    reader = auth_token.get("reader") if isinstance(auth_token, dict) else None
+    if isinstance(reader, dict) and reader.get("type") == "file" and isinstance(reader.get("path"), str):
+        try:
+            with open(reader["path"], encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError:
+            return
+        if token:
+            yield token
+
+
+def secrets_of(instance: dict[str, Any]) -> list[str]:
+    """Every secret value of an instance: passwords, credential headers, URL passwords, tokens."""
+    found: list[str] = []
+    for option in SECRET_OPTIONS:
+        value = instance.get(option)
+        if isinstance(value, str) and value:
+            found.append(value)
+    for option in ("headers", "extra_headers"):
+        found.extend(_header_secrets(instance.get(option)))
+    for option in URL_OPTIONS:
+        value = instance.get(option)
+        for url in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+            if isinstance(url, str):
+                password = urlsplit(url).password
+                if password:
+                    found.extend({password, unquote(password)})
+    found.extend(_token_file(instance))
+    # Short values would scrub ordinary words out of messages.
+    return [secret for secret in dict.fromkeys(found) if len(secret) >= 4]
