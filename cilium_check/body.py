@@ -9,12 +9,14 @@ stops when the request's `timeout` has elapsed since it was sent, keeping what i
 from __future__ import annotations
 
 import codecs
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import requests
+import urllib3
 
 CHUNK = 65536
 DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024
@@ -22,6 +24,10 @@ DEFAULT_MAX_LINE_LENGTH = 65536
 
 # Yielded in place of a line longer than `max_line_length`, whose text was not kept.
 TOO_LONG = None
+
+# Bytes that are not UTF-8 decode to lone surrogates ("surrogateescape"), which a valid payload
+# cannot contain: they are counted, then shown as U+FFFD like any lenient decoder would.
+INVALID_BYTE = re.compile("[\udc80-\udcff]")
 
 
 class Truncated(Exception):
@@ -87,6 +93,7 @@ class BodyReader:
         self.started = time.monotonic() if started is None else started
         self.bytes_read = 0
         self.lines = 0
+        self.invalid_bytes = 0  # bytes that were not UTF-8
         remaining = None if timeout is None else max(0.05, timeout - (time.monotonic() - self.started))
         self.watchdog = Watchdog(response, remaining)
 
@@ -94,14 +101,45 @@ class BodyReader:
         """Stop reading now (from another thread)."""
         self.watchdog.fire()
 
+    def chunks(self) -> Iterator[bytes]:
+        """The decoded body, as the bytes arrive (a reset then loses nothing that was received)."""
+        raw = self.response.raw
+        while True:
+            # read1 returns what is available now, and decompresses at most CHUNK bytes at a time,
+            # so a gzip bomb is never expanded further than the limit lets it.
+            data = raw.read1(CHUNK, decode_content=True)
+            if not data:
+                break
+            yield data
+        decoder = getattr(raw, "_decoder", None)
+        stream = getattr(decoder, "_obj", None)
+        if stream is not None and getattr(stream, "eof", True) is False:
+            raise urllib3.exceptions.ProtocolError("the compressed stream ended before its end")
+
     def __iter__(self) -> Iterator[str | None]:
-        decoder = codecs.getincrementaldecoder(self.response.encoding or "utf-8")(errors="replace")
+        decoder = codecs.getincrementaldecoder(self.response.encoding or "utf-8")(errors="surrogateescape")
         pending = ""
         skipping = False  # inside a line that was already too long
         try:
-            for chunk in self.response.iter_content(chunk_size=CHUNK):
+            for chunk in self.chunks():
+                over = self.bytes_read + len(chunk) - self.max_body_size
+                if over > 0:
+                    # Not a byte past the limit: the line it cuts is not kept either.
+                    chunk = chunk[: len(chunk) - over]
+                    self.bytes_read += len(chunk)
+                    for line in (pending + decoder.decode(chunk)).split("\n")[:-1]:
+                        self.lines += 1
+                        yield self.clean(line) if len(line) <= self.max_line_length and not skipping else TOO_LONG
+                        skipping = False
+                    raise Truncated(
+                        f"the payload exceeded max_body_size ({self.max_body_size} bytes); "
+                        f"kept the {self.lines} lines before it",
+                        self.lines,
+                    )
                 self.bytes_read += len(chunk)
                 text = decoder.decode(chunk)
+                if not text.isascii() and INVALID_BYTE.search(text):
+                    text = self.clean(text)
                 if text:
                     lines = text.split("\n")
                     lines[0] = pending + lines[0]
@@ -117,29 +155,31 @@ class BodyReader:
                             yield line
                     if len(pending) > self.max_line_length:
                         pending, skipping = "", True
-                if self.bytes_read > self.max_body_size:
-                    raise Truncated(
-                        f"the payload exceeded max_body_size ({self.max_body_size} bytes); "
-                        f"kept the {self.lines} lines before it",
-                        self.lines,
-                    )
                 if self.timeout is not None and time.monotonic() - self.started > self.timeout:
                     raise self.late()
-        except requests.exceptions.RequestException as e:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as e:
             if self.watchdog.fired:
                 raise self.late() from None
             if self.lines:
                 raise Truncated(f"the connection broke after {self.lines} lines: {e}", self.lines) from None
-            raise
+            raise requests.exceptions.ConnectionError(f"the connection broke before the first line: {e}") from None
         finally:
             self.watchdog.stop()
         pending += decoder.decode(b"", final=True)
+        if INVALID_BYTE.search(pending):
+            pending = self.clean(pending)
         if skipping:
             self.lines += 1
             yield TOO_LONG
         elif pending:
             self.lines += 1
             yield pending if len(pending) <= self.max_line_length else TOO_LONG
+
+    def clean(self, text: str) -> str:
+        """The text with each byte that was not UTF-8 counted and shown as U+FFFD."""
+        cleaned, count = INVALID_BYTE.subn("\ufffd", text)
+        self.invalid_bytes += count
+        return cleaned
 
     def late(self) -> Truncated:
         if self.lines == 0 and self.watchdog.fired and self.timeout is None:

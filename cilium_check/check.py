@@ -16,13 +16,13 @@ from datadog_checks.base.utils.http import RequestsWrapper
 from .components import AGENT, BY_NAME, HUBBLE, Component
 from .config import HUBBLE_UNBOUNDED_LABELS, ConfigError, Settings
 from .body import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_LINE_LENGTH, BodyReader, Truncated
-from .detect import identify
+from .detect import identify, looks_like_sample
 from .endpoints import Endpoint, WrongComponent, describe, redact
 from .mapping import load_table
 from .openmetrics_map import component_metrics, superseded_families
 from .fast.scraper import FastScraper
 from .scraper import DEFAULT_TIMEOUT, CiliumScraper
-from .secrets import secrets_of
+from .secrets import protect_logs, secrets_of
 from .tags import COMPONENT_TAG, RESERVED_LABEL_RENAMES
 
 # Enough of a payload to tell which component serves it (Cilium sorts families by name).
@@ -74,8 +74,10 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
         self._probe_http: RequestsWrapper | None = None
         self._probing: BodyReader | None = None
         self.cancelled = False
-        for secret in secrets_of(self.instance or {}):
+        secrets = secrets_of(self.instance or {})
+        for secret in secrets:
             self.register_secret(secret)
+        protect_logs(self.log.logger, secrets)
 
     def cancel(self):
         """Called by the Agent when it unschedules the check: stop a run in flight, free its sockets."""
@@ -133,27 +135,31 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
                 started=started,
             )
             self._probing = reader
-            seen = {"first": "", "samples": 0}
+            seen = {"first": "", "samples": 0, "cut": ""}
 
             def lines():
-                for line in itertools.islice(reader, PROBE_LINES):
-                    if line is None:
-                        continue
-                    stripped = line.strip()
-                    if stripped and not seen["first"]:
-                        seen["first"] = stripped[:80]
-                    if stripped and not stripped.startswith("#"):
-                        seen["samples"] += 1
-                    yield line
+                try:
+                    for line in itertools.islice(reader, PROBE_LINES):
+                        if line is None:
+                            continue
+                        stripped = line.strip()
+                        if stripped and not seen["first"]:
+                            seen["first"] = stripped[:80]
+                        if looks_like_sample(stripped):
+                            seen["samples"] += 1
+                        yield line
+                except Truncated as e:
+                    # Enough may have been read to tell the component; the scrape reports the cut.
+                    seen["cut"] = e.reason
 
             try:
                 name = identify(lines(), BY_NAME)
-            except Truncated as e:
-                raise WrongComponent(e.reason) from None
             finally:
                 self._probing = None
         if name is not None:
             return name
+        if seen["cut"] and not seen["samples"]:
+            raise WrongComponent(seen["cut"])
         if reader.bytes_read == 0:
             raise WrongComponent("answered HTTP 200 with an empty body")
         if not seen["samples"]:

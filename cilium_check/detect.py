@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -45,3 +46,11 @@ def identify(lines: Iterable[str], known: Iterable[str] | None = None) -> str | 
         if component in known:
             return component
     return None
+
+
+_SAMPLE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})?[ \t]+([-+]?(\d|\.\d|inf|nan)|[-+]?Inf|NaN)", re.I)
+
+
+def looks_like_sample(line: str) -> bool:
+    """Whether a line has the shape of a Prometheus sample (a name, labels, then a number)."""
+    return bool(line) and line[0] != "#" and _SAMPLE.match(line) is not None

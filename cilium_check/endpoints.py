@@ -24,7 +24,7 @@ REPORT_EVERY = 10
 HTTP_HINTS = {
     401: "check the credentials (`auth_token`, `username`/`password`, `headers`)",
     403: "the credentials are not allowed to read the metrics (check `auth_token` and the RBAC of the proxy)",
-    404: "is the path /metrics, and is this the metrics port?",
+    404: "is the path /metrics?",
     407: "the proxy wants credentials (`proxy`)",
     429: "the endpoint is rate limiting the check (raise `min_collection_interval`)",
 }
@@ -141,6 +141,10 @@ class Endpoint:
         )
         if len(self.tried) == 1:
             ((url, why),) = self.tried
-            return f"{redact(url)}: {why}. `{self.option}` found no {what} there.{hint}"
+            stop = "" if why.endswith((".", "?", "!")) else "."
+            return f"{redact(url)}: {why}{stop} `{self.option}` found no {what} there.{hint}"
         tried = "; ".join(f"{redact(url)} ({why})" for url, why in self.tried)
-        return f"`{self.option}`: none of the {len(self.tried)} candidate URLs serves {what}: {tried}.{hint}"
+        first = redact(self.tried[0][0])
+        return (
+            f"{first}: none of the {len(self.tried)} candidate URLs of `{self.option}` serves {what}: {tried}.{hint}"
+        )

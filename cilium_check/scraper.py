@@ -16,6 +16,7 @@ from .endpoints import describe, redact
 from .self_metrics import CONTEXTS, CONTEXTS_DROPPED, LINES_SKIPPED
 
 FIRST_LINE_CHARS = 80
+EXPECTED_MEDIA_TYPES = ("", "text/plain", "application/openmetrics-text")
 DEFAULT_TIMEOUT = 10.0
 
 
@@ -58,6 +59,7 @@ class CiliumScraper(OpenMetricsScraper):
         self.timeout = float(config.get("timeout") or DEFAULT_TIMEOUT)
         self.reader: BodyReader | None = None
         self._deferred_ok = False
+        self.warned_content_type = False
         self.reset_run()
 
     def reset_run(self) -> None:
@@ -94,6 +96,14 @@ class CiliumScraper(OpenMetricsScraper):
             raise
         self.connected = True
         self.content_type = response.headers.get("Content-Type", "")
+        media_type = self.content_type.split(";")[0].strip().lower()
+        if media_type not in EXPECTED_MEDIA_TYPES and not self.warned_content_type:
+            self.warned_content_type = True
+            self.log.info(
+                "%s answers with Content-Type %r; reading it as the Prometheus text format",
+                self.display_url,
+                self.content_type,
+            )
         if response.encoding is None:
             response.encoding = "utf-8"  # never derived from the locale
         return response
@@ -164,15 +174,22 @@ class CiliumScraper(OpenMetricsScraper):
         finally:
             self._deferred_ok = False
             self.report_contexts()
-        if self.partial is None and not self.samples and self.lines_skipped:
+        empty = self.reader is not None and self.reader.bytes_read == 0
+        if self.partial is None and not self.samples and (self.lines_skipped or empty):
             problem = self.not_metrics()
             self.flush_first_value = False
             self.submit_health_check(ServiceCheck.CRITICAL, message=str(problem))
             raise problem
+        invalid = self.reader.invalid_bytes if self.reader is not None else 0
         if self.partial is not None:
             # Part of the payload is missing: a counter seen next time may not continue this one.
             self.flush_first_value = False
             self.submit_health_check(ServiceCheck.WARNING, message=self.partial)
+        elif invalid:
+            self.submit_health_check(
+                ServiceCheck.WARNING,
+                message=f"the payload held {invalid} byte(s) that are not UTF-8, shown as U+FFFD in the tags",
+            )
         elif self.lines_skipped:
             number, text = self.first_offender
             self.submit_health_check(

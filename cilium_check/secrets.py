@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -63,3 +64,45 @@ def secrets_of(instance: dict[str, Any]) -> list[str]:
     found.extend(_token_file(instance))
     # Short values would scrub ordinary words out of messages.
     return [secret for secret in dict.fromkeys(found) if len(secret) >= 4]
+
+
+class SecretFilter(logging.Filter):
+    """Scrubs the registered secrets from every record of the loggers it is attached to.
+
+    datadog-checks-base logs some requests (with their URL) through the check's logger, and its
+    TLS helper logs its whole configuration, key password included, at debug level.
+    """
+
+    MASK = "********"
+
+    def __init__(self):
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def add(self, secrets: list[str]) -> None:
+        self.secrets.update(secrets)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        scrubbed = message
+        for secret in self.secrets:
+            if secret in scrubbed:
+                scrubbed = scrubbed.replace(secret, self.MASK)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
+SECRET_FILTER = SecretFilter()
+# Loggers outside the check's own that are known to print configuration or URLs.
+LIBRARY_LOGGERS = ("datadog_checks.base.utils.tls", "datadog_checks.base.utils.http", "urllib3.connectionpool")
+
+
+def protect_logs(check_logger: logging.Logger, secrets: list[str]) -> None:
+    """Scrub `secrets` from the check's log lines and from the libraries' it uses."""
+    SECRET_FILTER.add(secrets)
+    for logger in (check_logger, *(logging.getLogger(name) for name in LIBRARY_LOGGERS)):
+        if SECRET_FILTER not in logger.filters:
+            logger.addFilter(SECRET_FILTER)

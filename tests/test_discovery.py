@@ -36,7 +36,7 @@ def test_closed_candidates_give_one_error_naming_them_all(fixture_server, aggreg
     with pytest.raises(Exception) as error:
         dd_run_check(check)
     message = str(error.value)
-    assert "`agent_endpoint`: none of the 3 candidate URLs serves Cilium agent metrics" in message
+    assert f"{closed[0]}: none of the 3 candidate URLs of `agent_endpoint` serves Cilium agent metrics" in message
     for url in closed:
         assert f"{url} (connection refused" in message
     assert "`prometheus.enabled=true`" in message

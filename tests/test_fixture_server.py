@@ -338,6 +338,318 @@ def test_closed_url_refuses_connections(srv):
             requests.get(url, timeout=2)
 
 
+# server: more faults (real socket behaviour on 127.0.0.1)
+
+STATIC = render("agent", CURRENT).encode("utf-8")
+
+
+def static_url(server: FixtureServer, name: str) -> str:
+    return server.set_payload(f"/static/{name}/metrics", STATIC)
+
+
+def wait_for_threads(before: set[threading.Thread], timeout: float = 2.0) -> set[threading.Thread]:
+    """The threads started since `before` still alive after up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        extra = {t for t in set(threading.enumerate()) - before if t.is_alive()}
+        if not extra or time.monotonic() > deadline:
+            return extra
+        time.sleep(0.02)
+
+
+def test_hang_fault_never_answers_and_lets_go_when_the_client_does(srv):
+    url = srv.set_fault(static_url(srv, "hang"), "hang")
+    before = set(threading.enumerate())
+    start = time.monotonic()
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(url, timeout=(2, 0.3))
+    assert 0.3 <= time.monotonic() - start < 1.5
+    # the connection was accepted (a read timeout, not a connect timeout) and the request was read
+    assert srv.requests[-1].path == "/static/hang/metrics"
+    # the server thread ends once the client hangs up, not after `seconds`
+    assert wait_for_threads(before) == set()
+
+
+def test_hang_fault_is_bounded_by_seconds(srv):
+    url = srv.set_fault(static_url(srv, "hang-bounded"), "hang", seconds=0.3)
+    start = time.monotonic()
+    with pytest.raises(requests.exceptions.ConnectionError, match="RemoteDisconnected|closed connection"):
+        requests.get(url, timeout=5)
+    assert 0.3 <= time.monotonic() - start < 2
+
+
+def test_trickle_fault_is_a_body_that_never_ends(srv):
+    url = srv.set_fault(static_url(srv, "trickle"), "trickle", interval=0.02)
+    start = time.monotonic()
+    with requests.get(url, headers={"Accept-Encoding": "gzip"}, stream=True, timeout=(2, 1)) as response:
+        assert time.monotonic() - start < 0.5, "the headers come at once"
+        assert response.status_code == 200 and response.headers["Content-Type"] == CONTENT_TYPE
+        assert "Content-Length" not in response.headers and "Content-Encoding" not in response.headers
+        received = b""
+        for chunk in response.iter_content(chunk_size=1):
+            received += chunk
+            if time.monotonic() - start > 0.6:
+                break
+    # a read timeout of 1 s never fires: bytes keep coming, one by one
+    assert 10 <= len(received) <= 0.6 / 0.02 + 5
+    assert STATIC.startswith(received)
+
+
+def test_trickle_fault_sends_a_fraction_first_then_goes_on_after_the_payload(srv):
+    small = b"# TYPE cilium_x gauge\ncilium_x 1\n"
+    url = srv.set_payload("/static/trickle-fraction/metrics", small)
+    srv.set_fault(url, "trickle", interval=0.01, fraction=0.5)
+    with requests.get(url, stream=True, timeout=(2, 1)) as response:
+        chunks = response.iter_content(chunk_size=1024)
+        first = next(chunks)
+        received = first
+        for chunk in chunks:
+            received += chunk
+            if len(received) > len(small) + 30:
+                break
+    assert first == small[: len(small) // 2], "the fraction comes at once"
+    assert received.startswith(small) and received[len(small):].startswith(b"# still streaming\n# still")
+
+
+def test_trickle_fault_is_bounded_by_seconds(srv):
+    url = srv.set_fault(static_url(srv, "trickle-bounded"), "trickle", interval=0.01, seconds=0.3)
+    start = time.monotonic()
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        requests.get(url, timeout=(2, 1))
+    assert 0.3 <= time.monotonic() - start < 1.5
+
+
+def test_status_fault_with_a_reason_phrase(srv):
+    url = srv.set_fault(static_url(srv, "reason"), "status", code=503, reason="Draining")
+    response = requests.get(url, timeout=5)
+    assert response.status_code == 503 and response.reason == "Draining"
+    srv.set_fault(url, "status", code=429)
+    assert requests.get(url, timeout=5).reason == "Too Many Requests"
+
+
+def test_redirect_loop_fault(srv):
+    url = srv.set_fault(static_url(srv, "redirect"), "redirect_loop")
+    response = requests.get(url, allow_redirects=False, timeout=5)
+    assert response.status_code == 302 and response.headers["Location"] == "/static/redirect/metrics"
+    with pytest.raises(requests.exceptions.TooManyRedirects):
+        requests.get(url, timeout=5)
+
+
+@pytest.mark.parametrize(
+    "kind, content_type, first_line",
+    [
+        ("html", "text/html; charset=utf-8", b"<!DOCTYPE html>"),
+        ("json", "application/json", b'{"status": "ok"'),
+        ("text", "text/plain; charset=utf-8", b"Welcome to the Cilium agent."),
+    ],
+)
+def test_200_faults_that_are_not_metrics(srv, kind, content_type, first_line):
+    url = srv.set_fault(static_url(srv, kind), kind)
+    response = requests.get(url, timeout=5)
+    assert response.status_code == 200 and response.headers["Content-Type"] == content_type
+    assert response.content.startswith(first_line)
+    assert not [f for f in parse_leniently(response.text) if f.samples]
+    custom = srv.set_fault(url, kind, body="custom\n")
+    assert requests.get(custom, timeout=5).text == "custom\n"
+
+
+def parse_leniently(text: str) -> list:
+    try:
+        return list(text_string_to_metric_families(text))
+    except ValueError:
+        return []
+
+
+def test_empty_fault(srv):
+    url = srv.set_fault(static_url(srv, "empty"), "empty")
+    response = requests.get(url, headers={"Accept-Encoding": "gzip"}, timeout=5)
+    assert response.status_code == 200 and response.headers["Content-Type"] == CONTENT_TYPE
+    assert response.headers["Content-Length"] == "0" and response.content == b""
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "identity"])
+def test_content_type_fault_serves_the_payload_under_another_type(srv, encoding):
+    url = srv.set_fault(static_url(srv, "ctype"), "content_type")
+    response = requests.get(url, headers={"Accept-Encoding": encoding}, timeout=5)
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.content == STATIC
+    srv.set_fault(url, "content_type", content_type="text/html")
+    assert requests.get(url, timeout=5).headers["Content-Type"] == "text/html"
+    # a generated route gets the fault too, and an unknown path is still a 404
+    assert requests.get(srv.set_fault(srv.url("operator"), "content_type"), timeout=5).headers[
+        "Content-Type"
+    ] == "application/json"
+    assert requests.get(srv.set_fault("/nothing/metrics", "content_type"), timeout=5).status_code == 404
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "identity"])
+def test_gzip_truncated_fault(srv, encoding):
+    import zlib
+
+    url = srv.set_fault(static_url(srv, "gzip-truncated"), "gzip_truncated", fraction=0.5)
+    with requests.get(url, headers={"Accept-Encoding": encoding}, stream=True, timeout=5) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert "Content-Length" not in response.headers
+        raw = response.raw.read(decode_content=False)  # up to the close: no framing error
+    assert raw[:2] == b"\x1f\x8b" and len(raw) == int(len(gzip.compress(STATIC, mtime=0)) * 0.5)
+    with pytest.raises(EOFError, match="end-of-stream marker"):
+        gzip.decompress(raw)
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    decoded = decoder.decompress(raw)
+    assert not decoder.eof, "the gzip stream has no end"
+    assert decoded.count(b"\n") > 100 and STATIC.startswith(decoded) and len(decoded) < len(STATIC)
+    # what requests makes of it: urllib3 does not notice, the decoded body is simply short
+    text = requests.get(url, timeout=5).content
+    assert STATIC.startswith(text) and len(text) < len(STATIC)
+
+
+def test_gzip_bomb_fault_decodes_to_size(srv):
+    size = 8 << 20
+    url = srv.set_fault(static_url(srv, "bomb-small"), "gzip_bomb", size=size)
+    response = requests.get(url, headers={"Accept-Encoding": "identity"}, timeout=5)
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert int(response.headers["Content-Length"]) < size / 100
+    assert len(response.content) == size
+    assert response.content.startswith(STATIC)
+    padding = response.content[len(STATIC):]
+    assert padding.startswith(b"# cilium fixture padding") and padding.count(b"\n") > 100_000
+    # a whole stream: gzip checks its CRC-32 and length
+    assert gzip.decompress(requests.get(url, stream=True, timeout=5).raw.read(decode_content=False)) == response.content
+
+
+def test_gzip_bomb_fault_2_gib_is_small_on_the_wire(srv):
+    import zlib
+
+    url = srv.set_fault(static_url(srv, "bomb"), "gzip_bomb")
+    start = time.monotonic()
+    with requests.get(url, stream=True, timeout=5) as response:
+        length = int(response.headers["Content-Length"])
+        assert length < 16 << 20
+        raw = response.raw.read(decode_content=False)
+    assert time.monotonic() - start < 3
+    assert len(raw) == length
+    assert int.from_bytes(raw[-4:], "little") == (2 << 30) & 0xFFFFFFFF
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    head = decoder.decompress(raw, 4 << 20)
+    assert len(head) == 4 << 20 and head.startswith(STATIC)
+
+
+def test_crc32_combine():
+    import os
+    import zlib
+
+    from cilium_check.fixtures.server import crc32_combine
+
+    for a_len, b_len in ((0, 0), (0, 5), (5, 0), (1, 1), (1000, 777), (65536, 12345)):
+        a, b = os.urandom(a_len), os.urandom(b_len)
+        assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+
+
+def test_fault_options_are_validated(srv):
+    for kind, options in (
+        ("trickle", {"interval": 0}),
+        ("hang", {"seconds": -1}),
+        ("gzip_bomb", {"size": -1}),
+        ("gzip_bomb", {"body": ""}),
+        ("gzip_truncated", {"fraction": 1}),
+    ):
+        with pytest.raises(ValueError):
+            srv.set_fault("/x", kind, **options)
+
+
+def test_unconnectable_url_times_out_at_connect(srv):
+    url = srv.unconnectable_url("/agent/1.20/metrics")
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/agent/1.20/metrics")
+    assert srv.unconnectable_url() == url.replace("/agent/1.20/metrics", "/metrics"), "one socket per server"
+    if not srv.unconnectable_url_times_out():
+        pytest.skip("this kernel queued every connection to a listen(0) socket: no connect timeout on loopback")
+    start = time.monotonic()
+    try:
+        requests.get(url, timeout=0.5)
+    except requests.exceptions.ConnectTimeout:
+        pass
+    except requests.exceptions.ReadTimeout:
+        pytest.skip("this kernel completed the handshake despite a full accept backlog: no connect timeout")
+    else:
+        pytest.fail("a request to the unconnectable URL succeeded")
+    assert time.monotonic() - start < 1.5
+    # once closed, its port can serve again
+    port = int(url.split(":")[2].split("/")[0])
+    srv.close_unconnectable()
+    with FixtureServer(port=port) as again:
+        assert again.port == port
+        requests.get(url, timeout=5).raise_for_status()
+
+
+def test_unconnectable_on_a_given_port():
+    from cilium_check.fixtures.server import Unconnectable
+
+    with FixtureServer() as up:
+        port = up.port
+        requests.get(up.url("agent"), timeout=5).raise_for_status()  # leaves a closed connection behind
+    with Unconnectable(port) as sink:
+        assert sink.port == port and sink.url("/x/metrics") == f"http://127.0.0.1:{port}/x/metrics"
+        if not sink.full:
+            pytest.skip("this kernel queued every connection to a listen(0) socket: no connect timeout on loopback")
+        with pytest.raises(requests.exceptions.ConnectTimeout):
+            requests.get(sink.url(), timeout=0.3)
+    with FixtureServer(port=port) as again:
+        requests.get(again.url("agent"), timeout=5).raise_for_status()
+
+
+def test_unconnectable_socket_is_closed_at_stop():
+    server = FixtureServer().start()
+    url = server.unconnectable_url()
+    server.stop()
+    with pytest.raises(requests.exceptions.ConnectionError) as error:
+        requests.get(url, timeout=1)
+    assert not isinstance(error.value, requests.exceptions.ConnectTimeout), "refused, not timed out"
+
+
+def test_invalid_host_does_not_resolve():
+    with pytest.raises(requests.exceptions.ConnectionError, match="NameResolutionError|Failed to resolve"):
+        requests.get("http://cilium-agent.invalid:9962/metrics", timeout=2)
+
+
+def test_new_faults_end_at_stop_without_leaks_or_noise(capfd):
+    before = set(threading.enumerate())
+    server = FixtureServer().start()
+    static_url(server, "a")
+    server.set_fault("/static/a/metrics", "hang", seconds=60)
+    static_url(server, "b")
+    server.set_fault("/static/b/metrics", "trickle", seconds=60, interval=0.05)
+    server.set_fault("/static/c/metrics", "gzip_bomb", seconds=60)
+    server.unconnectable_url()
+    outcome: list[object] = []
+
+    def scrape(path: str, **kwargs: object) -> None:
+        try:
+            with requests.get(server.url_for(path), timeout=30, stream=True, **kwargs) as response:
+                for _ in response.iter_content(1024):
+                    pass
+            outcome.append(path)
+        except requests.RequestException as e:
+            outcome.append(e)
+
+    clients = [threading.Thread(target=scrape, args=(p,)) for p in ("/static/a/metrics", "/static/b/metrics")]
+    for client in clients:
+        client.start()
+    # a client that stops reading a bomb and holds its connection
+    stalled = requests.get(server.url_for("/static/c/metrics"), stream=True, timeout=30)
+    stalled.raw.read(100, decode_content=False)
+    time.sleep(0.3)
+
+    start = time.monotonic()
+    server.stop()
+    for client in clients:
+        client.join(timeout=10)
+    assert time.monotonic() - start < 5
+    stalled.close()
+    assert len(outcome) == 2 and all(isinstance(o, requests.RequestException) for o in outcome), outcome
+    assert wait_for_threads(before) == set()
+    assert capfd.readouterr().err == ""
+
+
 # server: lifecycle
 
 

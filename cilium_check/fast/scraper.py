@@ -51,6 +51,7 @@ FIRST_OFFENDER_CHARS = 200
 
 SKIP, SIMPLE, STOCK = 0, 1, 2
 
+VALID_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
 KNOWN_TYPES = frozenset({"counter", "gauge", "summary", "histogram", "untyped", "unknown", "info", "stateset", "gaugehistogram"})
 ALLOWED_SUFFIXES = {"summary": ("_count", "_sum", ""), "histogram": ("_count", "_sum", "_bucket")}
 
@@ -168,6 +169,7 @@ class FastScraper(CiliumScraper):
         has_sum = False
         present: set[str] = set()
         held: dict[str, tuple[Family, list, bool]] = {}
+        declared: dict[str, str] = {}  # the type each family was declared with
         get = self.family("", "untyped").entries.get
 
         def close(fam: Family | None, items: list | None, summed: bool) -> None:
@@ -290,6 +292,9 @@ class FastScraper(CiliumScraper):
                                 close(family, buffered, has_sum)
                             name = candidate
                             buffered, has_sum = None, False
+                            declared[name] = parts[3]
+                        elif declared.setdefault(name, parts[3]) != parts[3]:
+                            raise ValueError(f"a second TYPE line gives {name} another type ({parts[3]})")
                         family = self.family(name, parts[3])
                         allowed = [name + suffix for suffix in ALLOWED_SUFFIXES.get(parts[3], ("",))]
                         if buffered is None:
@@ -405,6 +410,9 @@ class FastScraper(CiliumScraper):
     ) -> Series:
         """Parse a series the first time it is seen and work out what its samples submit."""
         sample = prom_parser._parse_sample(line)
+        if not VALID_NAME.match(sample.name):
+            # datadog-checks-base swaps in a faster sample parser that does not check names.
+            raise ValueError(f"invalid metric name {sample.name!r}")
         entry = Series()
         entry.key = key
         if fam is None or sample.name not in allowed:
