@@ -9,7 +9,6 @@ stops when the request's `timeout` has elapsed since it was sent, keeping what i
 from __future__ import annotations
 
 import codecs
-import re
 import socket
 import threading
 import time
@@ -25,9 +24,18 @@ DEFAULT_MAX_LINE_LENGTH = 65536
 # Yielded in place of a line longer than `max_line_length`, whose text was not kept.
 TOO_LONG = None
 
-# Bytes that are not UTF-8 decode to lone surrogates ("surrogateescape"), which a valid payload
-# cannot contain: they are counted, then shown as U+FFFD like any lenient decoder would.
-INVALID_BYTE = re.compile("[\udc80-\udcff]")
+# Bytes that are not UTF-8 are shown as U+FFFD, as `requests` decodes them, and counted.
+_decoding = threading.local()
+
+
+def _count_and_replace(error: UnicodeDecodeError) -> tuple[str, int]:
+    reader = getattr(_decoding, "reader", None)
+    if reader is not None:
+        reader.invalid_bytes += error.end - error.start
+    return "\ufffd", error.end
+
+
+codecs.register_error("cilium-count-replace", _count_and_replace)
 
 
 class Truncated(Exception):
@@ -117,7 +125,8 @@ class BodyReader:
             raise urllib3.exceptions.ProtocolError("the compressed stream ended before its end")
 
     def __iter__(self) -> Iterator[str | None]:
-        decoder = codecs.getincrementaldecoder(self.response.encoding or "utf-8")(errors="surrogateescape")
+        decoder = codecs.getincrementaldecoder(self.response.encoding or "utf-8")(errors="cilium-count-replace")
+        _decoding.reader = self
         pending = ""
         skipping = False  # inside a line that was already too long
         try:
@@ -129,7 +138,7 @@ class BodyReader:
                     self.bytes_read += len(chunk)
                     for line in (pending + decoder.decode(chunk)).split("\n")[:-1]:
                         self.lines += 1
-                        yield self.clean(line) if len(line) <= self.max_line_length and not skipping else TOO_LONG
+                        yield line if len(line) <= self.max_line_length and not skipping else TOO_LONG
                         skipping = False
                     raise Truncated(
                         f"the payload exceeded max_body_size ({self.max_body_size} bytes); "
@@ -138,8 +147,6 @@ class BodyReader:
                     )
                 self.bytes_read += len(chunk)
                 text = decoder.decode(chunk)
-                if not text.isascii() and INVALID_BYTE.search(text):
-                    text = self.clean(text)
                 if text:
                     lines = text.split("\n")
                     lines[0] = pending + lines[0]
@@ -166,20 +173,12 @@ class BodyReader:
         finally:
             self.watchdog.stop()
         pending += decoder.decode(b"", final=True)
-        if INVALID_BYTE.search(pending):
-            pending = self.clean(pending)
         if skipping:
             self.lines += 1
             yield TOO_LONG
         elif pending:
             self.lines += 1
             yield pending if len(pending) <= self.max_line_length else TOO_LONG
-
-    def clean(self, text: str) -> str:
-        """The text with each byte that was not UTF-8 counted and shown as U+FFFD."""
-        cleaned, count = INVALID_BYTE.subn("\ufffd", text)
-        self.invalid_bytes += count
-        return cleaned
 
     def late(self) -> Truncated:
         if self.lines == 0 and self.watchdog.fired and self.timeout is None:

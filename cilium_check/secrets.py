@@ -97,12 +97,24 @@ class SecretFilter(logging.Filter):
 
 SECRET_FILTER = SecretFilter()
 # Loggers outside the check's own that are known to print configuration or URLs.
-LIBRARY_LOGGERS = ("datadog_checks.base.utils.tls", "datadog_checks.base.utils.http", "urllib3.connectionpool")
+LIBRARY_LOGGERS = ("datadog_checks.base.utils.http", "urllib3.connectionpool")
+
+
+def _library_loggers() -> list[logging.Logger]:
+    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    try:
+        from datadog_checks.base.utils import tls
+
+        # That module names its logger after its file path.
+        loggers.append(getattr(tls, "LOGGER", logging.getLogger(tls.__file__)))
+    except ImportError:
+        pass
+    return loggers
 
 
 def protect_logs(check_logger: logging.Logger, secrets: list[str]) -> None:
     """Scrub `secrets` from the check's log lines and from the libraries' it uses."""
     SECRET_FILTER.add(secrets)
-    for logger in (check_logger, *(logging.getLogger(name) for name in LIBRARY_LOGGERS)):
+    for logger in (check_logger, *_library_loggers()):
         if SECRET_FILTER not in logger.filters:
             logger.addFilter(SECRET_FILTER)
