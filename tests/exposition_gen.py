@@ -751,7 +751,14 @@ class _Printer:
         rng = self.rng
         lead = " " if self.quirky and rng.random() < 0.05 else ""
         between = " " if self.quirky and pairs and rng.random() < 0.05 else ""
-        line = f"{lead}{name}{between}{self.labels(pairs)}{self.blank()}{value}"
+        labels = self.labels(pairs)
+        blank = self.blank()
+        if not labels and blank.startswith("\t"):
+            # The faster sample parser datadog-checks-base installs ends a bare name at a space
+            # only, so stock V2 reads `name<TAB>value` as an unknown name and drops the sample,
+            # where Prometheus (and the fast path) read it: not a difference this test is about.
+            blank = " " + blank
+        line = f"{lead}{name}{between}{labels}{blank}{value}"
         if timestamp is not None:
             line += self.blank() + timestamp
         if self.quirky and rng.random() < 0.05:

@@ -124,3 +124,10 @@ def test_fast_path_is_the_default_and_can_be_turned_off(fixture_server, dd_run_c
     dd_run_check(stock)
     assert type(scraper_of(fast)) is FastScraper
     assert type(scraper_of(stock)) is CiliumScraper
+
+
+def test_a_tab_after_a_bare_name_is_read_as_prometheus_reads_it(fixture_server, aggregator, dd_run_check):
+    url = fixture_server.set_payload("/tabbed/metrics", "# TYPE cilium_unreachable_nodes gauge\ncilium_unreachable_nodes\t4\n")
+    dd_run_check(CiliumCheck("cilium", {}, [{"agent_endpoint": url}]))
+    aggregator.assert_metric("cilium.unreachable.nodes", 4)
+    aggregator.assert_metric("cilium.check.lines_skipped", 0)

@@ -207,11 +207,13 @@ class FastScraper(CiliumScraper):
                         if brace != -1:
                             cut = brace + 1
                         else:
+                            # The name ends at the first space or tab, whichever comes first.
                             cut = line.find(" ")
+                            tab = line.find("\t")
+                            if tab != -1 and (cut == -1 or tab < cut):
+                                cut = tab
                             if cut == -1:
-                                cut = line.find("\t")
-                                if cut == -1:
-                                    raise ValueError("no value")
+                                raise ValueError("no value")
                         key = line[:cut]
                         entry = get(key)
                         rest = line[cut:]
@@ -409,7 +411,12 @@ class FastScraper(CiliumScraper):
         self, fam: Family | None, allowed, line: str, key: str, entries: dict[str, Series], buffer_all: bool
     ) -> Series:
         """Parse a series the first time it is seen and work out what its samples submit."""
-        sample = prom_parser._parse_sample(line)
+        if "{" in key:
+            sample = prom_parser._parse_sample(line)
+        else:
+            # A bare name ends at the first blank, a tab included, as Prometheus reads it (the
+            # faster parser datadog-checks-base installs only stops at a space).
+            sample = Sample(key, {}, 0, None, None)
         if not VALID_NAME.match(sample.name):
             # datadog-checks-base swaps in a faster sample parser that does not check names.
             raise ValueError(f"invalid metric name {sample.name!r}")
