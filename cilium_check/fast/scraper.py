@@ -240,6 +240,8 @@ class FastScraper(CiliumScraper):
                                 value = float(parse_value(token))  # "-0" is the integer 0 to stock, not -0.0
                             if value != value or value == inf or value == -inf:
                                 continue
+                            # `finish` submits held-back samples the same way; this copy is inlined
+                            # because a call per sample would cost more than the rest of the line.
                             for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
                                 if ctx not in seen:
                                     if limit and len(seen) >= limit:
