@@ -75,6 +75,14 @@ def command_demo(args: argparse.Namespace) -> int:
     return run_demo(sys.stdout, version=args.cilium_version)
 
 
+def command_preview(args: argparse.Namespace) -> int:
+    from .preview import main as preview_main
+
+    for path in preview_main(args.out):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cilium-check", description=__doc__)
     parser.add_argument(
@@ -98,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the check against the embedded fixture server")
     demo.add_argument("--cilium-version", default=None, help="Cilium release to emulate (default: current)")
     demo.set_defaults(func=command_demo)
+
+    preview = sub.add_parser("preview", help="render each shipped dashboard as HTML from the demo's data")
+    preview.add_argument("--out", default="preview", metavar="DIR", help="directory for the pages (default: preview)")
+    preview.set_defaults(func=command_preview)
     return parser
 
 
