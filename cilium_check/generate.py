@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import sys
 from collections.abc import Iterable
@@ -129,17 +130,32 @@ def render_ports() -> str:
     return "\n".join(lines)
 
 
+def render_monitors(root: Path | None = None) -> str:
+    """The README's list of recommended monitors, from `assets/monitors/`."""
+    root = root or Path(__file__).resolve().parents[1]
+    lines = ["| Monitor | Query | Thresholds |", "|---|---|---|"]
+    for path in sorted((root / "assets" / "monitors").glob("*.json")):
+        monitor = json.loads(path.read_text(encoding="utf-8"))
+        definition = monitor["definition"]
+        thresholds = definition.get("options", {}).get("thresholds", {})
+        shown = ", ".join(f"{k} {v}" for k, v in thresholds.items() if k in ("critical", "warning"))
+        query = definition["query"].replace("|", "\\|")
+        lines.append(f"| [{monitor['title']}]({path.relative_to(root).as_posix()}) | `{query}` | {shown} |")
+    return "\n".join(lines)
+
+
 README_BLOCKS = {
     "deviations": render_deviations,
     "tag-renames": render_tag_renames,
     "ports": render_ports,
+    "monitors": render_monitors,
 }
-_BLOCK = re.compile(r"(<!-- begin: (?P<name>[a-z-]+) -->\n).*?(\n<!-- end: (?P=name) -->)", re.S)
+_BLOCK = re.compile(r"(<!-- begin: (?P<name>[a-z-]+) -->\n)(?:.*?\n)??(<!-- end: (?P=name) -->)", re.S)
 
 
 def render_readme(text: str) -> str:
     """The README with each generated block rewritten from its source."""
-    return _BLOCK.sub(lambda m: m.group(1) + README_BLOCKS[m.group("name")]() + m.group(3), text)
+    return _BLOCK.sub(lambda m: m.group(1) + README_BLOCKS[m.group("name")]() + "\n" + m.group(3), text)
 
 
 GENERATED = {
