@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import requests
 import urllib3
 
-CHUNK = 65536
+CHUNK = 32768  # under the default max_line_length, so most chunks need no per-line length check
 DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024
 DEFAULT_MAX_LINE_LENGTH = 65536
 
@@ -125,8 +125,14 @@ class BodyReader:
             raise urllib3.exceptions.ProtocolError("the compressed stream ended before its end")
 
     def __iter__(self) -> Iterator[str | None]:
+        for batch in self.batches():
+            yield from batch
+
+    def batches(self) -> Iterator[list[str | None]]:
+        """The lines, a list per chunk read: the fast path iterates them without a call per line."""
         decoder = codecs.getincrementaldecoder(self.response.encoding or "utf-8")(errors="cilium-count-replace")
         _decoding.reader = self
+        limit = self.max_line_length
         pending = ""
         skipping = False  # inside a line that was already too long
         try:
@@ -136,10 +142,8 @@ class BodyReader:
                     # Not a byte past the limit: the line it cuts is not kept either.
                     chunk = chunk[: len(chunk) - over]
                     self.bytes_read += len(chunk)
-                    for line in (pending + decoder.decode(chunk)).split("\n")[:-1]:
-                        self.lines += 1
-                        yield line if len(line) <= self.max_line_length and not skipping else TOO_LONG
-                        skipping = False
+                    lines = (pending + decoder.decode(chunk)).split("\n")[:-1]
+                    yield self.bounded(lines, skipping)
                     raise Truncated(
                         f"the payload exceeded max_body_size ({self.max_body_size} bytes); "
                         f"kept the {self.lines} lines before it",
@@ -149,18 +153,19 @@ class BodyReader:
                 text = decoder.decode(chunk)
                 if text:
                     lines = text.split("\n")
-                    lines[0] = pending + lines[0]
-                    pending = lines.pop()
-                    for line in lines:
-                        self.lines += 1
-                        if skipping:
+                    if len(lines) > 1:
+                        lines[0] = pending + lines[0]
+                        pending = lines.pop()
+                        if skipping or len(text) > limit:
+                            lines = self.bounded(lines, skipping)
                             skipping = False
-                            yield TOO_LONG
-                        elif len(line) > self.max_line_length:
-                            yield TOO_LONG
                         else:
-                            yield line
-                    if len(pending) > self.max_line_length:
+                            # No line of a chunk shorter than the limit can exceed it.
+                            self.lines += len(lines)
+                        yield lines
+                    else:
+                        pending += text
+                    if len(pending) > limit:
                         pending, skipping = "", True
                 if self.timeout is not None and time.monotonic() - self.started > self.timeout:
                     raise self.late()
@@ -173,12 +178,17 @@ class BodyReader:
         finally:
             self.watchdog.stop()
         pending += decoder.decode(b"", final=True)
-        if skipping:
-            self.lines += 1
-            yield TOO_LONG
-        elif pending:
-            self.lines += 1
-            yield pending if len(pending) <= self.max_line_length else TOO_LONG
+        if skipping or pending:
+            yield self.bounded([pending], skipping)
+
+    def bounded(self, lines: list[str], skipping: bool) -> list[str | None]:
+        """The lines with each one over `max_line_length` (or continuing a skipped one) as TOO_LONG."""
+        self.lines += len(lines)
+        limit = self.max_line_length
+        result: list[str | None] = [TOO_LONG if len(line) > limit else line for line in lines]
+        if skipping and result:
+            result[0] = TOO_LONG
+        return result
 
     def late(self) -> Truncated:
         if self.lines == 0 and self.watchdog.fired and self.timeout is None:

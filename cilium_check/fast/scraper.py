@@ -15,6 +15,7 @@ the scraper use the stock path, and it says so in the log.
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 from collections.abc import Iterable
@@ -143,15 +144,16 @@ class FastScraper(CiliumScraper):
                 self.log.info("%s serves OpenMetrics: using the stock parser for it", self.display_url)
                 connection.close()
                 return super()._scrape()
-            lines = self.body(connection)
+            batches = self.body(connection).batches()
             if self.raw_line_filter is not None:
-                lines = (line for line in lines if line is TOO_LONG or not self.raw_line_filter.search(line))
-            self.consume(lines, bool(self.flush_first_value))
+                keep = self.raw_line_filter.search
+                batches = ([line for line in batch if line is TOO_LONG or not keep(line)] for batch in batches)
+            self.consume(batches, bool(self.flush_first_value))
         if self.partial is None:
             self.sweep()
 
-    def consume(self, lines: Iterable[str], flush: bool) -> None:
-        """Parse the exposition and submit every sample; a malformed line is skipped and counted."""
+    def consume(self, batches: Iterable[list[str | None]], flush: bool) -> None:
+        """Parse the exposition (lists of lines) and submit every sample; a bad line is skipped and counted."""
         self.gen += 1
         check = self.guard._check
         submit = check._aggregator().submit_metric
@@ -190,7 +192,7 @@ class FastScraper(CiliumScraper):
         number = 0
         samples = 0
         try:
-            for raw in lines:
+            for raw in itertools.chain.from_iterable(batches):
                 number += 1
                 if raw is TOO_LONG:
                     self.skip_line(number, "", f"longer than max_line_length ({self.max_line_length})")
