@@ -396,9 +396,11 @@ class FastScraper(CiliumScraper):
         submit = check._aggregator().submit_metric
         check_id = check.check_id
         seen, rejected, limit = self.guard.seen, self.guard.rejected, self.guard.limit
-        for entry, value in zip(entries, values):
-            value = float(parse_value(value)) if isinstance(value, str) else float(value)
-            if value != value or value == inf or value == -inf:
+        for entry, raw in zip(entries, values):
+            value = float(raw)  # a token as read, or a sum
+            if not value:
+                value = float(parse_value(raw)) if isinstance(raw, str) else float(raw)  # "-0" is 0 to stock
+            elif value != value or value == inf or value == -inf:
                 continue
             for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
                 if ctx not in seen:
