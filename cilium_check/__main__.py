@@ -1,7 +1,5 @@
 """`python -m cilium_check`: the `cilium-check` command."""
 
-import sys
+from .cli import entry
 
-from .cli import main
-
-sys.exit(main())
+entry()

@@ -113,9 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # `cilium-check ... | head` should end quietly, like any command-line tool.
+def entry() -> None:
+    """The `cilium-check` command (and `python -m cilium_check`)."""
+    # `cilium-check ... | head` should end quietly, like any command-line tool. Only the command
+    # does this: `main` may run inside another process (tests), whose sockets must not kill it.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    sys.exit(main())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "check_times", 1) < 1:
         print("Error: --check-times must be at least 1", file=sys.stderr)
@@ -125,4 +131,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -176,3 +176,14 @@ def test_demo_prints_the_summary():
     assert out.count("health: OK") == 5
     assert "Cilium version: 1.20" in out
     assert "Last run: OK" in out
+
+
+def test_main_leaves_the_process_signal_handlers_alone(tmp_path):
+    """Only the command restores SIGPIPE's default; a host process (pytest, an Agent) keeps its own."""
+    import signal
+
+    from cilium_check import cli
+
+    before = signal.getsignal(signal.SIGPIPE)
+    assert cli.main(["check", "-c", str(tmp_path / "missing.yaml")]) == 2
+    assert signal.getsignal(signal.SIGPIPE) == before
