@@ -129,11 +129,21 @@ def summarise(result: InstanceResult, version: str, out: TextIO) -> None:
     out.write("Run `cilium-check check -c <conf.yaml> --check-rate` against a real Cilium to see every series.\n")
 
 
-def run_demo(out: TextIO, version: str | None = None) -> int:
+PAUSE = 0.2  # seconds between the two runs, as `agent check --check-rate` makes two
+
+
+def collect(version: str | None = None) -> InstanceResult:
+    """Run an instance of every component twice against the fixture server, as the Agent would."""
     version = version or CURRENT
     with FixtureServer() as server:
         instance = {c.option: server.url(c.name, version) for c in COMPONENTS}
-        (result,) = run_instances(CiliumCheck, "cilium", {}, [instance], rate=True, pause=0.2)
+        (result,) = run_instances(CiliumCheck, "cilium", {}, [instance], rate=True, pause=PAUSE)
+    return result
+
+
+def run_demo(out: TextIO, version: str | None = None) -> int:
+    version = version or CURRENT
+    result = collect(version)
     if not result.loaded:
         out.write(f"The check could not be loaded: {result.load_error}\n")
         return 1

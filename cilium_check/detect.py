@@ -30,19 +30,24 @@ def family_names(lines: Iterable[str]) -> Iterable[str]:
             yield line.split("{", 1)[0].split(" ", 1)[0]
 
 
-def identify(lines: Iterable[str], known: Iterable[str] | None = None) -> str | None:
-    """The component whose families dominate the exposition, or None if it is not Cilium's."""
-    known = set(known) if known is not None else {c.name for c in COMPONENTS}
-    votes: Counter[str] = Counter()
+def votes(lines: Iterable[str]) -> Counter[str]:
+    """How many names of the exposition point at each component."""
+    counted: Counter[str] = Counter()
     for name in family_names(lines):
         for prefix, component in _SPECIFIC_PREFIXES:
             if name.startswith(prefix):
-                votes[component] += 1
+                counted[component] += 1
                 break
         else:
             if name.startswith("cilium_"):
-                votes["agent"] += 1
-    for component, _ in votes.most_common():
+                counted["agent"] += 1
+    return counted
+
+
+def identify(lines: Iterable[str], known: Iterable[str] | None = None) -> str | None:
+    """The component whose families dominate the exposition, or None if it is not Cilium's."""
+    known = set(known) if known is not None else {c.name for c in COMPONENTS}
+    for component, _ in votes(lines).most_common():
         if component in known:
             return component
     return None

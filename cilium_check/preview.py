@@ -29,14 +29,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from . import CiliumCheck
-from .agent_sim.runner import InstanceResult, run_instances
-from .components import COMPONENTS
-from .demo import STATUS
+from . import demo
+from .agent_sim.runner import InstanceResult
+from .demo import PAUSE, STATUS
 from .fixtures.payloads import CURRENT
-from .fixtures.server import FixtureServer
-
-PAUSE = 0.2  # seconds between the two runs, as `cilium-check demo`
 DEFAULT_OUT = Path("preview")
 DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "assets" / "dashboards"
 NO_DATA = "no data"
@@ -60,11 +56,8 @@ Group = tuple[str, ...]  # `tag:value` of each `by` tag, in the query's order
 
 
 def collect(version: str | None = None) -> InstanceResult:
-    """Run the demo's instance (every component) twice against the fixture server."""
-    version = version or CURRENT
-    with FixtureServer() as server:
-        instance = {c.option: server.url(c.name, version) for c in COMPONENTS}
-        (result,) = run_instances(CiliumCheck, "cilium", {}, [instance], rate=True, pause=PAUSE)
+    """The demo's run (every component, twice, against the fixture server)."""
+    result = demo.collect(version)
     if not result.loaded:
         raise RuntimeError(f"The check could not be loaded: {result.load_error}")
     return result

@@ -973,17 +973,6 @@ def _lay_out_keep(expo: Exposition) -> None:
 
 
 def _votes(text: str) -> dict[str, int]:
-    from collections import Counter
+    from cilium_check.detect import votes
 
-    from cilium_check.detect import _SPECIFIC_PREFIXES, family_names
-
-    votes: Counter[str] = Counter()
-    for name in family_names(text.split("\n")):
-        for prefix, component in _SPECIFIC_PREFIXES:
-            if name.startswith(prefix):
-                votes[component] += 1
-                break
-        else:
-            if name.startswith("cilium_"):
-                votes["agent"] += 1
-    return votes
+    return dict(votes(text.split("\n")))

@@ -200,8 +200,6 @@ class FastScraper(CiliumScraper):
                 line = raw.strip()
                 if not line:
                     continue
-                if not self.first_line:
-                    self.first_line = line[:FIRST_OFFENDER_CHARS]
                 try:
                     if line[0] != "#":
                         # A sample line: its series is everything before the value.
