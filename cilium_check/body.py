@@ -12,7 +12,9 @@ import codecs
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import requests
 import urllib3
@@ -20,6 +22,7 @@ import urllib3
 CHUNK = 32768  # under the default max_line_length, so most chunks need no per-line length check
 DEFAULT_MAX_BODY_SIZE = 128 * 1024 * 1024
 DEFAULT_MAX_LINE_LENGTH = 65536
+DEFAULT_TIMEOUT = 10.0
 
 # Yielded in place of a line longer than `max_line_length`, whose text was not kept.
 TOO_LONG = None
@@ -80,6 +83,33 @@ class Watchdog:
     def stop(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """An endpoint's bounds, from the instance options `max_body_size`, `max_line_length`, `timeout`."""
+
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    max_line_length: int = DEFAULT_MAX_LINE_LENGTH
+    timeout: float = DEFAULT_TIMEOUT
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> BodyLimits:
+        return cls(
+            int(config.get("max_body_size") or DEFAULT_MAX_BODY_SIZE),
+            int(config.get("max_line_length") or DEFAULT_MAX_LINE_LENGTH),
+            float(config.get("timeout") or DEFAULT_TIMEOUT),
+        )
+
+    def reader(self, response: requests.Response, started: float | None = None) -> BodyReader:
+        """A reader of `response` within these bounds; `started` is when the request was sent."""
+        return BodyReader(
+            response,
+            max_body_size=self.max_body_size,
+            max_line_length=self.max_line_length,
+            timeout=self.timeout,
+            started=started,
+        )
 
 
 class BodyReader:

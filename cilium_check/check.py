@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import itertools
@@ -12,35 +11,30 @@ from datadog_checks.base import OpenMetricsBaseCheckV2
 from datadog_checks.base.constants import ServiceCheck
 from datadog_checks.base.errors import ConfigurationError
 from datadog_checks.base.utils.http import RequestsWrapper
+from datadog_checks.base.utils.metadata.version import parse_version
 
 from .components import AGENT, BY_NAME, HUBBLE, Component
 from .config import HUBBLE_UNBOUNDED_LABELS, ConfigError, Settings
-from .body import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_LINE_LENGTH, BodyReader, Truncated
+from .body import BodyLimits, BodyReader, Truncated
 from .detect import identify, looks_like_sample
 from .endpoints import Endpoint, WrongComponent, describe, redact
 from .mapping import load_table
 from .openmetrics_map import component_metrics, superseded_families
 from .fast.scraper import FastScraper
-from .scraper import DEFAULT_TIMEOUT, CiliumScraper
+from .scraper import CiliumScraper
 from .secrets import protect_logs, secrets_of
 from .tags import COMPONENT_TAG, RESERVED_LABEL_RENAMES
 
 # Enough of a payload to tell which component serves it (Cilium sorts families by name).
 PROBE_LINES = 20000
 
-_SEMVER = re.compile(r"^v?(?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)(?:-(?P<release>[0-9A-Za-z.-]+))?")
-
-
 def _component_version(key: str):
-    """A metadata transformer that splits a release into `<key>.major`, `.minor`, ... like `version`."""
+    """A metadata transformer that splits a release into `<key>.major`, `.minor`, ... as the base
+    class splits `version`, for the components other than the agent."""
 
     def transform(value: str, options: dict) -> dict[str, str]:
-        data = {f"{key}.raw": value, f"{key}.scheme": "semver"}
-        match = _SEMVER.match(value)
-        if match is None:
-            raise ValueError(f"not a semantic version: {value!r}")
-        data.update({f"{key}.{part}": v for part, v in match.groupdict().items() if v is not None})
-        return data
+        scheme, parts = parse_version(value, options)
+        return {f"{key}.{part}": v for part, v in parts.items()} | {f"{key}.raw": value, f"{key}.scheme": scheme}
 
     return transform
 
@@ -127,13 +121,7 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
         with self._probe_http.get(url, stream=True) as response:
             response.raise_for_status()
             response.encoding = response.encoding or "utf-8"
-            reader = BodyReader(
-                response,
-                max_body_size=int(options.get("max_body_size") or DEFAULT_MAX_BODY_SIZE),
-                max_line_length=int(options.get("max_line_length") or DEFAULT_MAX_LINE_LENGTH),
-                timeout=float(options.get("timeout") or DEFAULT_TIMEOUT),
-                started=started,
-            )
+            reader = BodyLimits.from_config(options).reader(response, started)
             self._probing = reader
             seen = {"first": "", "samples": 0, "cut": ""}
 
@@ -174,7 +162,7 @@ class CiliumCheck(OpenMetricsBaseCheckV2):
         """Find and scrape every configured component; one that fails does not stop the others."""
         failures: list[str] = []
         taken: set[str] = set()
-        timeout = self.settings.scraper_options.get("timeout") or DEFAULT_TIMEOUT
+        timeout = BodyLimits.from_config(self.settings.scraper_options).timeout
         for endpoint in self.settings.endpoints:
             if self.cancelled:
                 return

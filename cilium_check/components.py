@@ -16,9 +16,6 @@ class Component:
     helm_value: str  # what turns the endpoint on in Cilium's Helm chart
     max_contexts: int = 0  # default cardinality guard of one endpoint; 0 means none
 
-    def default_url(self, host: str = "localhost") -> str:
-        return f"http://{host}:{self.port}/metrics"
-
 
 AGENT = Component(
     name="agent",
@@ -62,4 +59,3 @@ KVSTOREMESH = Component(
 
 COMPONENTS: tuple[Component, ...] = (AGENT, OPERATOR, HUBBLE, CLUSTERMESH_APISERVER, KVSTOREMESH)
 BY_NAME = {component.name: component for component in COMPONENTS}
-BY_OPTION = {component.option: component for component in COMPONENTS}

@@ -10,14 +10,13 @@ from datadog_checks.base.checks.openmetrics.v2.scraper import OpenMetricsScraper
 from datadog_checks.base.constants import ServiceCheck
 from prometheus_client import Metric
 
-from .body import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_LINE_LENGTH, TOO_LONG, BodyReader, Truncated
+from .body import TOO_LONG, BodyLimits, BodyReader, Truncated
 from .cardinality import ContextGuard, sum_labels_away
 from .endpoints import describe, redact
 from .self_metrics import CONTEXTS, CONTEXTS_DROPPED, LINES_SKIPPED
 
 FIRST_LINE_CHARS = 80
 EXPECTED_MEDIA_TYPES = ("", "text/plain", "application/openmetrics-text")
-DEFAULT_TIMEOUT = 10.0
 
 
 class ScrapeProblem(Exception):
@@ -54,9 +53,7 @@ class CiliumScraper(OpenMetricsScraper):
                 f"endpoint:{self.display_url}" if t == f"endpoint:{self.endpoint}" else t for t in self.static_tags
             )
             self.tags = self.static_tags
-        self.max_body_size = int(config.get("max_body_size") or DEFAULT_MAX_BODY_SIZE)
-        self.max_line_length = int(config.get("max_line_length") or DEFAULT_MAX_LINE_LENGTH)
-        self.timeout = float(config.get("timeout") or DEFAULT_TIMEOUT)
+        self.limits = BodyLimits.from_config(config)
         self.reader: BodyReader | None = None
         self._deferred_ok = False
         self.warned_content_type = False
@@ -86,13 +83,13 @@ class CiliumScraper(OpenMetricsScraper):
         try:
             response = self.send_request()
         except Exception as e:
-            self.submit_health_check(ServiceCheck.CRITICAL, message=describe(e, self.timeout))
+            self.submit_health_check(ServiceCheck.CRITICAL, message=describe(e, self.limits.timeout))
             raise
         try:
             response.raise_for_status()
         except Exception as e:
             response.close()
-            self.submit_health_check(ServiceCheck.CRITICAL, message=describe(e, self.timeout))
+            self.submit_health_check(ServiceCheck.CRITICAL, message=describe(e, self.limits.timeout))
             raise
         self.connected = True
         self.content_type = response.headers.get("Content-Type", "")
@@ -110,13 +107,7 @@ class CiliumScraper(OpenMetricsScraper):
 
     def body(self, response) -> BodyReader:
         """The lines of a response, read within this endpoint's limits."""
-        self.reader = BodyReader(
-            response,
-            max_body_size=self.max_body_size,
-            max_line_length=self.max_line_length,
-            timeout=self.timeout,
-            started=self.started,
-        )
+        self.reader = self.limits.reader(response, self.started)
         return self.reader
 
     def skip_line(self, number: int, text: str, why: str) -> None:
@@ -132,7 +123,7 @@ class CiliumScraper(OpenMetricsScraper):
             self._content_type = self.content_type
             for line in self.body(connection):
                 if line is TOO_LONG:
-                    self.skip_line(self.reader.lines, "", f"longer than max_line_length ({self.max_line_length})")
+                    self.skip_line(self.reader.lines, "", f"longer than max_line_length ({self.limits.max_line_length})")
                     continue
                 if not self.first_line and line.strip():
                     self.first_line = line.strip()[:FIRST_LINE_CHARS]
@@ -167,7 +158,7 @@ class CiliumScraper(OpenMetricsScraper):
                     if problem is None and isinstance(e, ValueError) and not self.samples:
                         problem = self.not_metrics()
                     self._deferred_ok = False
-                    self.submit_health_check(ServiceCheck.CRITICAL, message=str(problem or describe(e, self.timeout)))
+                    self.submit_health_check(ServiceCheck.CRITICAL, message=str(problem or describe(e, self.limits.timeout)))
                     if problem is not None and problem is not e:
                         raise problem from None
                 raise

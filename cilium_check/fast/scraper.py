@@ -48,7 +48,6 @@ UNSUPPORTED_OPTIONS = (
 
 # The cache never holds more series than this; past it, new series are resolved at every run.
 MAX_CACHED_SERIES = 1_000_000
-FIRST_OFFENDER_CHARS = 200
 
 SKIP, SIMPLE, STOCK = 0, 1, 2
 
@@ -195,7 +194,7 @@ class FastScraper(CiliumScraper):
             for raw in itertools.chain.from_iterable(batches):
                 number += 1
                 if raw is TOO_LONG:
-                    self.skip_line(number, "", f"longer than max_line_length ({self.max_line_length})")
+                    self.skip_line(number, "", f"longer than max_line_length ({self.limits.max_line_length})")
                     continue
                 line = raw.strip()
                 if not line:
