@@ -2,8 +2,6 @@
 
 import re
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -83,26 +81,10 @@ def test_template_scrapes_each_container_as_its_component(component, container, 
 def test_template_finds_hubble_beside_the_agent(container, aggregator, dd_run_check):
     if not port_is_free(9965):
         pytest.skip("port 9965 is in use on this machine")
-    body = render("hubble", "1.20").encode()
-
-    class Hubble(BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    hubble = ThreadingHTTPServer(("127.0.0.1", 9965), Hubble)
-    threading.Thread(target=hubble.serve_forever, daemon=True).start()
-    try:
+    # Hubble's metrics server on its real port, in the "agent pod" (the same loopback host).
+    with FixtureServer(port=9965) as hubble:
+        hubble.set_payload("/metrics", render("hubble", "1.20"))
         (instance,) = resolve(TEMPLATE["instances"], container("agent"))
         dd_run_check(CiliumCheck("cilium", {}, [instance]))
-    finally:
-        hubble.shutdown()
-        hubble.server_close()
     aggregator.assert_metric_has_tag("cilium.hubble.flows_processed.count", "endpoint:http://127.0.0.1:9965/metrics")
     aggregator.assert_metric_has_tag("cilium.endpoint.state", "cilium_component:agent")
