@@ -20,7 +20,7 @@ import zlib
 from dataclasses import dataclass
 from functools import cache
 
-from cilium_check.fixtures.payloads import render
+from cilium_dev.fixtures.payloads import render
 
 VERSION = "1.20"
 HUBBLE_20K = 20_000

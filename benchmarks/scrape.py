@@ -35,8 +35,8 @@ from datadog_checks.base.checks import base as checks_base
 from datadog_checks.base.errors import ConfigurationError
 from datadog_checks.base.stubs.aggregator import AggregatorStub
 
-from cilium_check.check import CiliumCheck
-from cilium_check.fixtures.server import FixtureServer
+from datadog_checks.cilium import CiliumCheck
+from cilium_dev.fixtures.server import FixtureServer
 
 from .payloads import SCENARIOS, Scenario, scenario
 

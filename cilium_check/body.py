@@ -229,3 +229,13 @@ class BodyReader:
             else "the scrape was cancelled",
             self.lines,
         )
+
+
+def cancel_reading(reader: BodyReader | None, http: Any) -> None:
+    """Stop a read in flight (from the Agent's thread) and close the HTTP wrapper's connections."""
+    if reader is not None:
+        reader.cancel()
+    try:
+        http.session.close()
+    except Exception:  # closing is best effort: the run is being abandoned anyway
+        pass

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from . import CiliumCheck
+from datadog_checks.cilium import CiliumCheck
 from .agent_sim import printer
 from .agent_sim.runner import exit_code, run_instances
 
@@ -69,31 +69,34 @@ def command_check(args: argparse.Namespace) -> int:
     return exit_code(results)
 
 
-def command_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    return run_demo(sys.stdout, version=args.cilium_version)
-
-
-def command_preview(args: argparse.Namespace) -> int:
-    from .preview import main as preview_main
-
-    for path in preview_main(args.out):
-        print(path)
-    return 0
+LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cilium-check", description=__doc__)
-    parser.add_argument(
+    # `--log-level` is accepted before and after the subcommand alike.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--log-level",
-        default="error",
-        choices=["debug", "info", "warning", "error", "critical"],
+        default=argparse.SUPPRESS,
+        choices=LOG_LEVELS,
         help="level of the check's own log lines, written to stderr (default: error)",
     )
+    try:
+        from cilium_dev.commands import add_commands
+    except ImportError:  # installed from the wheel, which carries only the check
+        add_commands = None
+    parser = argparse.ArgumentParser(
+        prog="cilium-check",
+        description=__doc__,
+        parents=[common],
+        epilog=None if add_commands else "`demo`, `serve` and `preview` run from a checkout of datadog-cilium.",
+    )
+    parser.set_defaults(log_level="error")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    check = sub.add_parser("check", help="run each instance of a configuration file like `agent check cilium`")
+    check = sub.add_parser(
+        "check", parents=[common], help="run each instance of a configuration file like `agent check cilium`"
+    )
     check.add_argument("-c", "--config", required=True, help="a conf.d-style YAML file (init_config, instances)")
     check.add_argument("-r", "--check-rate", action="store_true", help="run twice, so counters show their deltas")
     check.add_argument("-t", "--check-times", type=int, default=1, metavar="N", help="number of runs (default 1)")
@@ -103,13 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--table", action="store_true", help="print series as a table")
     check.set_defaults(func=command_check)
 
-    demo = sub.add_parser("demo", help="run the check against the embedded fixture server")
-    demo.add_argument("--cilium-version", default=None, help="Cilium release to emulate (default: current)")
-    demo.set_defaults(func=command_demo)
-
-    preview = sub.add_parser("preview", help="render each shipped dashboard as HTML from the demo's data")
-    preview.add_argument("--out", default="preview", metavar="DIR", help="directory for the pages (default: preview)")
-    preview.set_defaults(func=command_preview)
+    if add_commands is not None:
+        add_commands(sub, common)
     return parser
 
 

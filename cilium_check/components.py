@@ -1,4 +1,10 @@
-"""The Cilium components the check scrapes: their instance option, ports and version family."""
+"""The registry of Cilium components the check scrapes.
+
+Every other module reads the components from here: the instance options and their validation,
+the recognition of a component from the families it serves, the default cardinality budgets,
+the secrets held in endpoint URLs, the fixture payloads and the generated documentation. A new
+component is one entry below (and its rows in the mapping table).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,13 @@ class Component:
     port: int  # default port since Cilium 1.12
     legacy_ports: tuple[int, ...]  # ports of older releases or other distributions
     helm_value: str  # what turns the endpoint on in Cilium's Helm chart
-    max_contexts: int = 0  # default cardinality guard of one endpoint; 0 means none
+    # Family-name prefixes no other component uses: an exposition is recognised by them. The
+    # agent has none of its own, since the plain `cilium_` prefix is shared (see `detect`).
+    family_prefixes: tuple[str, ...] = ()
+    # Labels with no upper bound (one value per IP, pod or DNS name), summed away unless an
+    # instance keeps them (`hubble_unbounded_labels`).
+    unbounded_labels: tuple[str, ...] = ()
+    max_contexts: int = 0  # default cardinality budget of one endpoint per run; 0 means none
 
 
 AGENT = Component(
@@ -30,14 +42,16 @@ OPERATOR = Component(
     port=9963,
     legacy_ports=(6942,),  # before Cilium 1.12
     helm_value="operator.prometheus.enabled=true",
+    family_prefixes=("cilium_operator_",),
 )
-
 HUBBLE = Component(
     name="hubble",
     option="hubble_endpoint",
     port=9965,
     legacy_ports=(9091,),  # before Cilium 1.12
     helm_value="hubble.metrics.enabled={dns,drop,tcp,flow,port-distribution,icmp,httpV2}",
+    family_prefixes=("hubble_",),
+    unbounded_labels=("source_ip", "destination_ip", "source_pod", "destination_pod", "query"),
     # Hubble's context options multiply its series by pods, IPs or DNS names: past this many
     # contexts on one node the check keeps the first ones and reports the rest as dropped.
     max_contexts=10000,
@@ -48,6 +62,7 @@ CLUSTERMESH_APISERVER = Component(
     port=9962,  # in the clustermesh-apiserver pod
     legacy_ports=(),
     helm_value="clustermesh.apiserver.metrics.enabled=true",
+    family_prefixes=("cilium_clustermesh_apiserver_",),
 )
 KVSTOREMESH = Component(
     name="kvstoremesh",
@@ -55,7 +70,15 @@ KVSTOREMESH = Component(
     port=9964,  # in the clustermesh-apiserver pod
     legacy_ports=(),
     helm_value="clustermesh.apiserver.metrics.kvstoremesh.enabled=true",
+    family_prefixes=("cilium_kvstoremesh_",),
 )
 
+# In the order the check scrapes them and the documentation lists them.
 COMPONENTS: tuple[Component, ...] = (AGENT, OPERATOR, HUBBLE, CLUSTERMESH_APISERVER, KVSTOREMESH)
 BY_NAME = {component.name: component for component in COMPONENTS}
+NAMES = tuple(BY_NAME)
+
+# The option whose URL may serve any component: the check recognises which from what it serves
+# (the Autodiscovery template uses it, since one template covers agent and operator containers).
+DETECT_OPTION = "metrics_endpoint"
+ENDPOINT_OPTIONS = tuple(component.option for component in COMPONENTS) + (DETECT_OPTION,)

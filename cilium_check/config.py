@@ -1,105 +1,38 @@
-"""Instance configuration: validation, legacy option names, and one scraper config per component.
+"""The instance configuration: legacy names, the rules the spec cannot state, and the check's settings.
 
-The check accepts every option of the bundled Cilium check and of OpenMetrics V2. This module
-turns an instance into typed settings, rejects what cannot work with an error that names the
-option, and warns about keys it does not know (a typo would otherwise be ignored silently).
+The options are those of `assets/configuration/spec.yaml`. The models `ddev` generates from it
+(`datadog_checks.cilium.config_models`) check their types when the base class loads them; the
+rules below are wired into those models by `config_models/validators.py`. What this module adds
+on top of the models:
+
+- the bundled check's legacy (OpenMetrics V1) option names, translated to their V2 names before
+  anything else reads the instance;
+- errors in a user's words: the option named (`init_config.<option>` for the shared section),
+  one message per option rather than one per branch of a type union, a "did you mean" for a
+  misspelt option, and never a value that can hold a secret;
+- `Settings`, what the check runs with: the endpoints, the options every scraper shares, the
+  context budgets and the fast-path switch.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
-from typing import Any, Literal, Union
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 
-from .components import BY_NAME, COMPONENTS
-from .endpoints import Endpoint
+from datadog_checks.base.utils.http import DEFAULT_REMAPPED_FIELDS, STANDARD_FIELDS
 
-# Options of OpenMetrics V2's scraper and transformer, and of the Agent's instance defaults.
-OPENMETRICS_OPTIONS = frozenset(
-    {
-        "raw_metric_prefix",
-        "extra_metrics",
-        "exclude_metrics",
-        "exclude_metrics_by_labels",
-        "exclude_labels",
-        "include_labels",
-        "rename_labels",
-        "share_labels",
-        "cache_shared_labels",
-        "target_info",
-        "tags",
-        "ignore_tags",
-        "tag_by_endpoint",
-        "hostname_label",
-        "hostname_format",
-        "enable_health_service_check",
-        "ignore_connection_errors",
-        "raw_line_filters",
-        "use_latest_spec",
-        "use_process_start_time",
-        "telemetry",
-        "collect_histogram_buckets",
-        "non_cumulative_histogram_buckets",
-        "histogram_buckets_as_distributions",
-        "collect_counters_with_distributions",
-        "collect_histograms_as_distributions",
-        "cache_metric_wildcards",
-        "service",
-        "min_collection_interval",
-        "empty_default_hostname",
-        "metric_patterns",
-        "disable_generic_tags",
-        "name",
-        "max_body_size",
-        "max_line_length",
-    }
-)
-
-HTTP_OPTIONS = frozenset(
-    {
-        "allow_redirects",
-        "auth_token",
-        "auth_type",
-        "aws_host",
-        "aws_region",
-        "aws_service",
-        "connect_timeout",
-        "extra_headers",
-        "headers",
-        "kerberos_auth",
-        "kerberos_cache",
-        "kerberos_delegate",
-        "kerberos_force_initiate",
-        "kerberos_hostname",
-        "kerberos_keytab",
-        "kerberos_principal",
-        "log_requests",
-        "ntlm_domain",
-        "password",
-        "persist_connections",
-        "proxy",
-        "read_timeout",
-        "request_size",
-        "skip_proxy",
-        "timeout",
-        "tls_ca_cert",
-        "tls_cert",
-        "tls_ciphers",
-        "tls_ignore_warning",
-        "tls_intermediate_ca_certs",
-        "tls_private_key",
-        "tls_private_key_password",
-        "tls_protocols_allowed",
-        "tls_use_host_header",
-        "tls_validate_hostname",
-        "tls_verify",
-        "use_legacy_auth_encoding",
-        "username",
-    }
-)
+from .components import BY_NAME, COMPONENTS, DETECT_OPTION, ENDPOINT_OPTIONS, HUBBLE, NAMES
+from .endpoints import Endpoint, redact
+from .secrets import SECRET_BEARING_OPTIONS
 
 # Options of the bundled check's legacy (OpenMetrics V1) mode, and their V2 names. An existing
 # configuration keeps working: the value is carried over to the V2 option.
@@ -120,7 +53,6 @@ LEGACY_IGNORED = frozenset(
         "send_monotonic_with_gauge",
         "send_distribution_counts_as_monotonic",
         "send_distribution_sums_as_monotonic",
-        "max_returned_metrics",
         "type_overrides",
         "label_joins",
         "bearer_token_refresh_interval",
@@ -129,129 +61,37 @@ LEGACY_IGNORED = frozenset(
 LEGACY_TRANSLATED = frozenset(
     {"ignore_metrics", "ignore_metrics_by_labels", "label_to_hostname_suffix", "bearer_token_auth", "bearer_token_path"}
 )
+LEGACY_OPTIONS = frozenset(LEGACY_RENAMES) | LEGACY_IGNORED | LEGACY_TRANSLATED
 
-# An endpoint of a component the check recognises from what it serves (used by Autodiscovery,
-# where one template covers the agent and the operator containers).
-DETECT_OPTION = "metrics_endpoint"
-ENDPOINT_OPTIONS = tuple(component.option for component in COMPONENTS) + (DETECT_OPTION,)
+# Options read by the Agent or the base class that the spec's templates do not document: the
+# HTTP wrapper's whole set (the template lists the common ones), its remapped legacy names, the
+# instance `name` of the Agent, and the base class's context limit.
+BASE_OPTIONS = frozenset(STANDARD_FIELDS) | frozenset(DEFAULT_REMAPPED_FIELDS) | {"name", "max_returned_metrics"}
+
+# This check's own options: the scrapers never see them.
 CILIUM_OPTIONS = frozenset(
-    ENDPOINT_OPTIONS
-    + ("use_openmetrics", "optional_components", "max_contexts", "hubble_unbounded_labels", "fast_path")
-)
-
-# Hubble labels with no upper bound (one value per IP, pod or DNS name): the check sums them
-# away unless an instance lists them in `hubble_unbounded_labels`.
-HUBBLE_UNBOUNDED_LABELS = ("source_ip", "destination_ip", "source_pod", "destination_pod", "query")
-
-KNOWN_OPTIONS = (
-    OPENMETRICS_OPTIONS | HTTP_OPTIONS | CILIUM_OPTIONS | set(LEGACY_RENAMES) | LEGACY_IGNORED | LEGACY_TRANSLATED
+    ENDPOINT_OPTIONS + ("use_openmetrics", "optional_components", "max_contexts", "hubble_unbounded_labels", "fast_path")
 )
 
 # Options the check owns: a user value would replace the built-in scrapers or mapping.
+_EACH_OPTION = " and/or ".join(f"`{c.option}`" for c in COMPONENTS)
 REJECTED_OPTIONS = {
-    "openmetrics_endpoint": "the cilium check builds one scraper per component; set "
-    + " and/or ".join(f"`{c.option}`" for c in COMPONENTS)
-    + " instead",
-    "prometheus_url": "this is the legacy name of the scraped URL; set "
-    + " and/or ".join(f"`{c.option}`" for c in COMPONENTS)
-    + f" instead (or `{DETECT_OPTION}` to let the check recognise the component)",
+    "openmetrics_endpoint": f"the cilium check builds one scraper per component; set {_EACH_OPTION} instead",
+    "prometheus_url": f"this is the legacy name of the scraped URL; set {_EACH_OPTION} instead"
+    f" (or `{DETECT_OPTION}` to let the check recognise the component)",
     "namespace": "the check always submits under the `cilium` namespace",
 }
 
-MetricEntry = Union[str, dict[str, Union[str, dict[str, Any]]]]
+_TEMPLATE_VARIABLE = re.compile(r"%%[A-Za-z0-9_]+%%")
 
 
-def _check_urls(value: str | list[str] | None) -> list[str] | None:
-    """One URL or a list of candidate URLs, as a list; each must be an http(s) URL."""
-    if value is None:
-        return value
-    urls = [value] if isinstance(value, str) else list(value)
-    if not urls:
-        raise ValueError("the list of candidate URLs is empty")
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"{url!r} is not an http(s) URL such as http://localhost:9962/metrics")
-    return urls
+# -- legacy names ---------------------------------------------------------------------------------
 
 
-class InstanceModel(BaseModel):
-    """The typed view of an instance. Options not listed here are validated by datadog-checks-base."""
-
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
-
-    agent_endpoint: Union[str, list[str], None] = None
-    operator_endpoint: Union[str, list[str], None] = None
-    hubble_endpoint: Union[str, list[str], None] = None
-    clustermesh_apiserver_endpoint: Union[str, list[str], None] = None
-    kvstoremesh_endpoint: Union[str, list[str], None] = None
-    metrics_endpoint: Union[str, list[str], None] = None
-    optional_components: list[Literal["agent", "operator", "hubble", "clustermesh-apiserver", "kvstoremesh"]] = Field(
-        default_factory=list
-    )
-    max_contexts: Union[int, dict[str, int], None] = None
-    hubble_unbounded_labels: list[str] = Field(default_factory=list)
-    fast_path: bool = True
-    max_body_size: int | None = Field(default=None, gt=0)
-    max_line_length: int | None = Field(default=None, gt=0)
-    use_openmetrics: bool | None = None
-
-    tags: list[str] = Field(default_factory=list)
-    extra_metrics: list[MetricEntry] = Field(default_factory=list)
-    metrics: list[MetricEntry] = Field(default_factory=list)
-    exclude_metrics: list[str] = Field(default_factory=list)
-    exclude_labels: list[str] = Field(default_factory=list)
-    include_labels: list[str] = Field(default_factory=list)
-    rename_labels: dict[str, str] = Field(default_factory=dict)
-    exclude_metrics_by_labels: dict[str, Union[bool, list[str]]] = Field(default_factory=dict)
-    raw_line_filters: list[str] = Field(default_factory=list)
-    ignore_tags: list[str] = Field(default_factory=list)
-    tag_by_endpoint: bool = True
-    enable_health_service_check: bool = True
-    ignore_connection_errors: bool = False
-    collect_histogram_buckets: bool = True
-    non_cumulative_histogram_buckets: bool = False
-    histogram_buckets_as_distributions: bool = False
-    collect_counters_with_distributions: bool = False
-    timeout: float | None = Field(default=None, gt=0)
-    connect_timeout: float | None = Field(default=None, gt=0)
-    read_timeout: float | None = Field(default=None, gt=0)
-    min_collection_interval: float | None = Field(default=None, gt=0)
-    tls_verify: bool | None = None
-    headers: dict[str, str] | None = None
-    extra_headers: dict[str, str] | None = None
-
-    _check_endpoints = field_validator(*ENDPOINT_OPTIONS)(_check_urls)
-
-    @field_validator("max_contexts")
-    @classmethod
-    def _check_max_contexts(cls, value):
-        limits = value if isinstance(value, dict) else {"every component": value} if value is not None else {}
-        for name, limit in limits.items():
-            if name != "every component" and name not in BY_NAME:
-                raise ValueError(f"{name!r} is not a component ({', '.join(BY_NAME)})")
-            if limit < 0:
-                raise ValueError(f"the limit of {name} must be 0 (no limit) or more")
-        return value
-
-
-class ConfigError(ValueError):
-    """An instance cannot be used; the message names the option and what to do."""
-
-
-def _format_validation_error(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"])
-        message = item["msg"]
-        if item["type"] == "value_error":
-            message = message.removeprefix("Value error, ")
-        lines.append(f"`{where}`: {message} (got {item['input']!r})")
-    return "; ".join(lines)
-
-
-def _translate_legacy(raw: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+def translate_legacy(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The instance with the bundled check's V1 option names turned into V2 ones, and what was done."""
     config = dict(raw)
+    notes: list[str] = []
     for old, new in LEGACY_RENAMES.items():
         if old in config:
             value = config.pop(old)
@@ -261,13 +101,14 @@ def _translate_legacy(raw: dict[str, Any], notes: list[str]) -> dict[str, Any]:
                 config[new] = value
                 notes.append(f"`{old}` is the legacy name of `{new}`; its value is used for `{new}`")
     if "ignore_metrics" in config:
-        patterns = [fnmatch.translate(glob) for glob in config.pop("ignore_metrics") or []]
+        globs = config.pop("ignore_metrics") or []
+        patterns = [fnmatch.translate(glob) for glob in globs if isinstance(glob, str)]
         config["exclude_metrics"] = list(config.get("exclude_metrics") or []) + patterns
         notes.append("`ignore_metrics` (globs) is added to `exclude_metrics`")
     if "ignore_metrics_by_labels" in config:
         legacy = config.pop("ignore_metrics_by_labels") or {}
         merged = dict(config.get("exclude_metrics_by_labels") or {})
-        for label, values in legacy.items():
+        for label, values in dict(legacy).items():
             merged.setdefault(label, True if "*" in values else values)
         config["exclude_metrics_by_labels"] = merged
         notes.append("`ignore_metrics_by_labels` is added to `exclude_metrics_by_labels`")
@@ -281,89 +122,244 @@ def _translate_legacy(raw: dict[str, Any], notes: list[str]) -> dict[str, Any]:
             "writer": {"type": "header", "name": "Authorization", "value": "Bearer <TOKEN>"},
         }
         notes.append("`bearer_token_auth` is translated to `auth_token` reading the token file")
-    for option in LEGACY_IGNORED & config.keys():
+    for option in sorted(LEGACY_IGNORED & config.keys()):
         config.pop(option)
         notes.append(f"`{option}` is a legacy OpenMetrics V1 option with no effect here; it is ignored")
-    return config
+    if config.get("use_openmetrics") is not None:
+        notes.append("`use_openmetrics` is accepted for compatibility: this check only has the OpenMetrics V2 mode")
+    if config.get("metrics"):
+        notes.append("`metrics` entries are added to the built-in mapping, as `extra_metrics` would be")
+    return config, notes
 
 
+# -- rules the generated models call (config_models/validators.py) -------------------------------
+
+
+def reject_owned_options(values: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Refuse the options that would replace the check's own scrapers or namespace."""
+    for option, reason in REJECTED_OPTIONS.items():
+        if values.get(option):
+            raise ValueError(f"`{option}` is not supported: {reason}")
+    return values
+
+
+def check_endpoint(value: Any, **kwargs: Any) -> Any:
+    """One http(s) URL, or a non-empty list of them."""
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, list | tuple):
+        return value  # the model's type check names the expected type
+    if not urls:
+        raise ValueError("the list of candidate URLs is empty")
+    for url in urls:
+        if not isinstance(url, str):
+            return value
+        variable = _TEMPLATE_VARIABLE.search(url)
+        if variable:
+            raise ValueError(
+                f"{redact(url)} holds the Autodiscovery template variable `{variable.group()}`, which was not "
+                "resolved: template variables work in auto_conf.yaml, pod annotations and Cluster Agent "
+                "checks; in conf.d give the address itself (such as http://localhost:9962/metrics)"
+            )
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (raises on a port that is not a number)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{redact(url)!r} is not an http(s) URL such as http://localhost:9962/metrics")
+    return value
+
+
+def check_max_contexts(value: Any, **kwargs: Any) -> Any:
+    """A whole number of contexts for every endpoint, or one per component; 0 means no limit."""
+    example = "such as `max_contexts: 50000` or `max_contexts: {hubble: 50000}`"
+    if isinstance(value, Mapping):
+        for name, limit in value.items():
+            if name not in BY_NAME:
+                raise ValueError(f"{name!r} is not a component (one of {', '.join(NAMES)})")
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise ValueError(
+                    f"the limit of {name} must be a whole number of contexts, 0 for no limit, {example};"
+                    f" got {describe_value('max_contexts', limit)}"
+                )
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            "must be a whole number of contexts (0 for no limit) or a mapping of component to number, "
+            f"{example}; got {describe_value('max_contexts', value)}"
+        )
+    return value
+
+
+def check_hubble_unbounded_labels(value: Any, **kwargs: Any) -> Any:
+    """Labels among Hubble's unbounded ones."""
+    if isinstance(value, list | tuple):
+        unknown = [label for label in value if label not in HUBBLE.unbounded_labels]
+        if unknown:
+            raise ValueError(
+                f"{', '.join(map(str, unknown))} is not one of the labels it keeps: {', '.join(HUBBLE.unbounded_labels)}"
+            )
+    return value
+
+
+def check_positive(value: Any, **kwargs: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+        raise ValueError(f"must be more than 0, got {value}")
+    return value
+
+
+def check_instance(model: Any) -> Any:
+    """Rules on the whole instance: at least one endpoint, and never one URL under two options."""
+    configured = [(option, getattr(model, option)) for option in ENDPOINT_OPTIONS if getattr(model, option)]
+    if not configured:
+        options = ", ".join(f"`{option}`" for option in ENDPOINT_OPTIONS)
+        raise ValueError(f"no endpoint to scrape: set at least one of {options}")
+    owners: dict[str, str] = {}
+    for option, value in configured:
+        for url in [value] if isinstance(value, str) else value:
+            if owners.setdefault(url, option) != option:
+                raise ValueError(
+                    f"`{owners[url]}` and `{option}` both list {redact(url)}: each component needs its own endpoint"
+                )
+    return model
+
+
+# -- errors in a user's words ---------------------------------------------------------------------
+
+
+def describe_value(option: str, value: Any) -> str:
+    """What a user gave, without the value itself where the option can hold a secret."""
+    kind = {str: "a string", bool: "a boolean", int: "a whole number", float: "a number"}.get(type(value))
+    if kind is None:
+        kind = "a list" if isinstance(value, list | tuple) else "a mapping" if isinstance(value, Mapping) else "null"
+        if value is None:
+            return "nothing (null)"
+        return kind
+    if option in SECRET_BEARING_OPTIONS:
+        return kind
+    text = repr(value)
+    return f"{kind} ({text[:60]}{'...' if len(text) > 60 else ''})"
+
+
+def describe_type(annotation: Any) -> str:
+    """A model field's type in words: `a string or a list of strings`."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        kinds = [describe_type(arg) for arg in args if arg is not type(None)]
+        return " or ".join(dict.fromkeys(kinds))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(f"`{arg}`" for arg in args)
+    if origin is tuple:
+        item = describe_type(args[0]) if args else "values"
+        plural = {"a string": "strings", "a whole number": "whole numbers", "a number": "numbers"}.get(item, "items")
+        return f"a list of {plural}"
+    if origin is types.MappingProxyType or annotation is types.MappingProxyType:
+        return "a mapping"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "a mapping"
+    return {str: "a string", bool: "true or false", int: "a whole number", float: "a number"}.get(annotation, "a value")
+
+
+def _path(option: str, location: tuple, value: Any) -> tuple[str, Any]:
+    """`option`, `option[2]` or `option.key`: the part of an error's location that a user wrote (not
+    the branches of a type union), and the value found there."""
+    path = option
+    for part in location:
+        if isinstance(part, int) and isinstance(value, list | tuple) and part < len(value):
+            path, value = f"{path}[{part}]", value[part]
+        elif isinstance(part, str) and isinstance(value, Mapping) and part in value:
+            path, value = f"{path}.{part}", value[part]
+        else:
+            break
+    return path, value
+
+
+def did_you_mean(config: Mapping[str, Any], known: Iterable[str]) -> list[str]:
+    """A hint for each option of `config` that is not known but close to one that is."""
+    known = sorted(set(known))
+    hints = []
+    for key in sorted(k for k in config if isinstance(k, str) and k not in known):
+        guess = difflib.get_close_matches(key, known, n=1)
+        hints.append(f"unknown option `{key}` is ignored" + (f"; did you mean `{guess[0]}`?" if guess else ""))
+    return hints
+
+
+def explain(error: ValidationError, model: type[BaseModel], config: Mapping[str, Any], section: str) -> str:
+    """One message per option that failed validation, in a user's words."""
+    prefix = "" if section == "instances" else f"{section}."
+    general: list[str] = []
+    by_option: dict[str, list[dict]] = {}
+    for item in error.errors():
+        if not item["loc"]:
+            general.append(item["msg"].removeprefix("Value error, "))
+        else:
+            by_option.setdefault(str(item["loc"][0]), []).append(item)
+    parts = list(general)
+    for option, items in by_option.items():
+        value = config.get(option)
+        ours = [item for item in items if item["type"] == "value_error"]
+        if ours:
+            where, _ = _path(option, tuple(ours[0]["loc"][1:]), value)
+            parts.append(f"`{prefix}{where}`: {ours[0]['msg'].removeprefix('Value error, ')}")
+            continue
+        where, found = _path(option, tuple(items[0]["loc"][1:]), value)
+        field_info = model.model_fields.get(option)
+        if where == option and field_info is not None:
+            expected = describe_type(field_info.annotation)
+            parts.append(f"`{prefix}{option}` must be {expected}, got {describe_value(option, value)}")
+        else:
+            message = items[0]["msg"].replace("Input should be", "must be")
+            parts.append(f"`{prefix}{where}` {message}, got {describe_value(option, found)}")
+    known = set(model.model_fields) | BASE_OPTIONS | LEGACY_OPTIONS
+    hints = [hint for hint in did_you_mean(config, known) if "did you mean" in hint]
+    return "; ".join(parts + hints)
+
+
+# -- what the check runs with ---------------------------------------------------------------------
+
+
+@dataclass
 class Settings:
     """A validated instance: the endpoint of each component and the options every scraper shares."""
 
-    def __init__(
-        self,
-        endpoints: list[Endpoint],
-        scraper_options: dict[str, Any],
-        max_contexts: dict[str, int],
-        hubble_unbounded_labels: list[str],
-        fast_path: bool,
-        notes: list[str],
-    ):
-        self.endpoints = endpoints  # `metrics_endpoint` first: other options depend on what it finds
-        self.scraper_options = scraper_options
-        self.max_contexts = max_contexts  # by component name; 0 means no limit
-        self.hubble_unbounded_labels = hubble_unbounded_labels
-        self.fast_path = fast_path  # False: stock OpenMetrics V2 parsing
-        self.notes = notes  # what the check did with the configuration, for the log
-        self.warnings: list[str] = []  # what the user should fix
+    endpoints: list[Endpoint]  # `metrics_endpoint` first: other options depend on what it finds
+    scraper_options: dict[str, Any]
+    max_contexts: dict[str, int]  # by component name; 0 means no limit
+    hubble_unbounded_labels: tuple[str, ...]
+    fast_path: bool  # False: stock OpenMetrics V2 parsing
+    notes: list[str] = field(default_factory=list)  # what the check did with the configuration, for the log
 
     @classmethod
-    def parse(cls, instance: dict[str, Any]) -> Settings:
-        if not isinstance(instance, dict):
-            raise ConfigError(f"an instance must be a mapping of options, got {type(instance).__name__}")
-        notes: list[str] = []
-        for option, reason in REJECTED_OPTIONS.items():
-            if instance.get(option):
-                raise ConfigError(f"`{option}` is not supported: {reason}")
-
-        config = _translate_legacy(instance, notes)
-        try:
-            model = InstanceModel.model_validate(config)
-        except ValidationError as e:
-            raise ConfigError(_format_validation_error(e)) from None
-
-        optional = set(model.optional_components)
+    def from_config(cls, model: Any, instance: Mapping[str, Any], notes: list[str] | None = None) -> Settings:
+        """The settings of an instance (V2 option names) that its generated model validated."""
+        optional = set(model.optional_components or ())
         endpoints = []
         if model.metrics_endpoint:
-            endpoints.append(Endpoint(DETECT_OPTION, model.metrics_endpoint, None))
+            endpoints.append(Endpoint(DETECT_OPTION, _urls(model.metrics_endpoint), None))
         for component in COMPONENTS:
             candidates = getattr(model, component.option)
             if candidates:
-                endpoints.append(Endpoint(component.option, candidates, component, component.name in optional))
-        if not endpoints:
-            options = ", ".join(f"`{option}`" for option in ENDPOINT_OPTIONS)
-            raise ConfigError(f"no endpoint to scrape: set at least one of {options}")
-        owners: dict[str, str] = {}
-        for endpoint in endpoints:
-            for url in endpoint.candidates:
-                if owners.setdefault(url, endpoint.option) != endpoint.option:
-                    raise ConfigError(
-                        f"`{owners[url]}` and `{endpoint.option}` both list {url}: each component needs its own endpoint"
-                    )
+                endpoints.append(Endpoint(component.option, _urls(candidates), component, component.name in optional))
 
         limits = {c.name: c.max_contexts for c in COMPONENTS}
         if isinstance(model.max_contexts, int):
             limits = dict.fromkeys(limits, model.max_contexts)
         elif model.max_contexts:
             limits.update(model.max_contexts)
-        unknown_labels = set(model.hubble_unbounded_labels) - set(HUBBLE_UNBOUNDED_LABELS)
-        if unknown_labels:
-            raise ConfigError(
-                f"`hubble_unbounded_labels`: {', '.join(sorted(unknown_labels))} is not one of "
-                f"{', '.join(HUBBLE_UNBOUNDED_LABELS)}"
-            )
 
-        if model.use_openmetrics is not None:
-            notes.append("`use_openmetrics` is accepted for compatibility: this check only has the OpenMetrics V2 mode")
-        options = {k: v for k, v in config.items() if k not in CILIUM_OPTIONS and v is not None}
-        if model.metrics:
-            options["extra_metrics"] = list(model.metrics) + list(model.extra_metrics)
-            options.pop("metrics")
-            notes.append("`metrics` entries are added to the built-in mapping, as `extra_metrics` would be")
+        options = {k: v for k, v in instance.items() if k not in CILIUM_OPTIONS and v is not None}
+        if options.get("metrics"):
+            options["extra_metrics"] = list(options.pop("metrics")) + list(options.get("extra_metrics") or [])
+        return cls(
+            endpoints=endpoints,
+            scraper_options=options,
+            max_contexts=limits,
+            hubble_unbounded_labels=tuple(model.hubble_unbounded_labels or ()),
+            fast_path=model.fast_path is not False,
+            notes=list(notes or []),
+        )
 
-        settings = cls(endpoints, options, limits, list(model.hubble_unbounded_labels), model.fast_path, notes)
-        for key in sorted(config.keys() - KNOWN_OPTIONS - {"metrics"}):
-            guess = difflib.get_close_matches(key, sorted(KNOWN_OPTIONS), n=1)
-            hint = f"; did you mean `{guess[0]}`?" if guess else ""
-            settings.warnings.append(f"unknown option `{key}` is ignored{hint}")
-        return settings
+
+def _urls(value: str | Iterable[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)

@@ -6,16 +6,13 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from .components import COMPONENTS
+from .components import AGENT, COMPONENTS
 
-# Family-name prefixes that only one component uses. The agent's families carry the plain
-# `cilium_` prefix, which the operator and the mesh components also use for a few families
-# (`cilium_hive_status`): the component with the most families wins.
-_SPECIFIC_PREFIXES = (
-    ("cilium_clustermesh_apiserver_", "clustermesh-apiserver"),
-    ("cilium_kvstoremesh_", "kvstoremesh"),
-    ("cilium_operator_", "operator"),
-    ("hubble_", "hubble"),
+# Family-name prefixes that only one component uses, longest first. The agent's families carry
+# the plain `cilium_` prefix, which the operator and the mesh components also use for a few
+# families (`cilium_hive_status`): the component with the most families wins.
+_SPECIFIC_PREFIXES = sorted(
+    ((prefix, c.name) for c in COMPONENTS for prefix in c.family_prefixes), key=lambda p: -len(p[0])
 )
 
 
@@ -40,7 +37,7 @@ def votes(lines: Iterable[str]) -> Counter[str]:
                 break
         else:
             if name.startswith("cilium_"):
-                counted["agent"] += 1
+                counted[AGENT.name] += 1
     return counted
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -41,10 +42,25 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
+def plain_http_behind_https(error: BaseException) -> bool:
+    """Whether a TLS handshake failed because the server answered in plain HTTP."""
+    text = str(error)
+    return any(sign in text for sign in ("WRONG_VERSION_NUMBER", "wrong version number", "record layer failure"))
+
+
+def nothing_listens(error: BaseException) -> bool:
+    """Whether a request failed because nothing listens on the port (the endpoint is not turned on)."""
+    return isinstance(error, requests.exceptions.ConnectionError) and "Connection refused" in str(error)
+
+
 def describe(error: BaseException, timeout: float | None = None) -> str:
     """Why a request failed, in the words a user acts on."""
+    if getattr(error, "described", False):
+        return str(error)
     if isinstance(error, requests.exceptions.SSLError):
         text = str(error)
+        if plain_http_behind_https(error):
+            return "TLS error: the endpoint answers in plain HTTP, not TLS: use an http:// URL"
         reason = "certificate verify failed" if "CERTIFICATE_VERIFY_FAILED" in text else "handshake failed"
         hint = (
             "; set `tls_ca_cert` to the CA that signed the endpoint's certificate"
@@ -63,7 +79,7 @@ def describe(error: BaseException, timeout: float | None = None) -> str:
         return "no answer" + (f" within {timeout:g}s" if timeout else "")
     if isinstance(error, requests.exceptions.ConnectionError):
         text = str(error)
-        if "Connection refused" in text:
+        if nothing_listens(error):
             return "connection refused (nothing listens on that port)"
         if "Name or service not known" in text or "NameResolutionError" in text or "nodename nor servname" in text:
             return "the host name does not resolve"
@@ -74,6 +90,25 @@ def describe(error: BaseException, timeout: float | None = None) -> str:
         hint = HTTP_HINTS.get(code) or ("a server error on the Cilium side" if code >= 500 else "")
         return f"{status}: {hint}" if hint else status
     return str(error)
+
+
+def raise_described(error: BaseException, http: Any = None, timeout: float | None = None) -> NoReturn:
+    """Raise `error` again as the same kind of exception, its message in a user's words.
+
+    The stock scraper reports `str(error)` in its health service check; a `requests` error's text
+    names urllib3's internals (and the URL, credentials included). Raising the same type keeps
+    every `except` clause of the base library working.
+    """
+    if isinstance(error, requests.exceptions.SSLError) and http is not None:
+        # The base library chases the certificate chain (AIA) after a TLS failure and logs an
+        # ERROR when that fails: once is news, at every run it is noise.
+        http.aia_chasing_max_depth = 0
+    if not isinstance(error, requests.exceptions.RequestException) or getattr(error, "described", False):
+        raise error
+    described = type(error)(describe(error, timeout), request=error.request, response=error.response)
+    described.described = True
+    described.nothing_listens = nothing_listens(error)
+    raise described from None
 
 
 class WrongComponent(Exception):
@@ -92,6 +127,7 @@ class Endpoint:
     detected: Component | None = None  # the component `current` serves
     failing_runs: int = 0  # consecutive runs without a successful scrape
     tried: list[tuple[str, str]] = field(default_factory=list)  # (url, why) of the last failed probe
+    nothing_listens: bool = False  # the last probe found no server on some candidate: is it turned on?
 
     @property
     def health_url(self) -> str:
@@ -114,6 +150,7 @@ class Endpoint:
         `probe(url)` returns the name of the component a URL serves, or raises saying why not.
         """
         self.tried = []
+        self.nothing_listens = False
         for url in self.candidates:
             if url in taken:
                 self.tried.append((url, "already scraped for another option of this instance"))
@@ -124,6 +161,7 @@ class Endpoint:
                     raise WrongComponent(f"serves the Cilium {component.name}, not the {self.component.name}")
             except Exception as e:  # each candidate's failure is recorded; the next one is tried
                 self.tried.append((url, describe(e, timeout)))
+                self.nothing_listens |= nothing_listens(e) or getattr(e, "nothing_listens", False)
                 continue
             self.current, self.detected = url, component
             return component
@@ -131,12 +169,13 @@ class Endpoint:
         return None
 
     def failure_message(self) -> str:
-        """One error naming every URL tried, why each failed, and what turns the endpoint on."""
+        """One error naming every URL tried and why each failed; where nothing listened, what turns
+        the endpoint on (after a 404, a TLS error or a timeout, the Helm values are not the problem)."""
         what = f"Cilium {self.component.name} metrics" if self.component else "Cilium metrics"
         hint = (
             f" Cilium serves them when its Helm values set `{self.component.helm_value}`"
             f" (port {self.component.port} since Cilium 1.12)."
-            if self.component
+            if self.component and self.nothing_listens
             else ""
         )
         if len(self.tried) == 1:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from datadog_checks.base.checks.openmetrics.v2.scraper import OpenMetricsScraper
 from datadog_checks.base.constants import ServiceCheck
 from prometheus_client import Metric
 
-from .body import TOO_LONG, BodyLimits, BodyReader, Truncated
+from .body import TOO_LONG, BodyLimits, BodyReader, Truncated, cancel_reading
 from .cardinality import ContextGuard, sum_labels_away
-from .endpoints import describe, redact
+from .endpoints import describe, raise_described, redact
 from .self_metrics import CONTEXTS, CONTEXTS_DROPPED, LINES_SKIPPED
 
 FIRST_LINE_CHARS = 80
@@ -35,12 +35,13 @@ class CiliumScraper(OpenMetricsScraper):
     def __init__(
         self,
         check: Any,
-        config: dict[str, Any],
+        config: Mapping[str, Any],
         *,
         max_contexts: int = 0,
         sum_away: frozenset[str] = frozenset(),
         superseded: dict[str, str] | None = None,
     ):
+        self.agent_check = check  # where submissions go; the stock code submits through the guard
         self.guard = ContextGuard(check, max_contexts)
         super().__init__(self.guard, config)
         self.sum_away = sum_away
@@ -54,9 +55,8 @@ class CiliumScraper(OpenMetricsScraper):
             )
             self.tags = self.static_tags
         self.limits = BodyLimits.from_config(config)
-        self.reader: BodyReader | None = None
-        self._deferred_ok = False
         self.warned_content_type = False
+        self.started = time.monotonic()
         self.reset_run()
 
     def reset_run(self) -> None:
@@ -64,33 +64,61 @@ class CiliumScraper(OpenMetricsScraper):
         self.first_offender: tuple[int, str] = (0, "")
         self.samples = 0  # sample lines read (the fast path counts them; the stock one counts families)
         self.partial: str | None = None  # why the body was cut short, if it was
+        self.payload_size_pending = False
         self.first_line = ""
         self.content_type = ""
         self.connected = False
+        self.reader: BodyReader | None = None
 
-    # -- health -------------------------------------------------------------------------------
+    # -- the request and the health verdict ------------------------------------------------------
 
-    def submit_health_check(self, status, **kwargs):
-        if self._deferred_ok and status == ServiceCheck.OK:
-            return  # decided once the body is read: WARNING if it was cut short or had bad lines
-        message = kwargs.get("message")
-        if status != ServiceCheck.OK and message and not message.startswith(self.display_url):
-            kwargs["message"] = f"{self.display_url}: {message}"
-        super().submit_health_check(status, **kwargs)
+    def send_request(self, **kwargs):
+        """The stock request, with its failures described in a user's words.
 
-    def get_connection(self):
+        The stock `get_connection` reports `str(error)` as the health message; raising the same kind
+        of error with a message that says what to check keeps its logic and its `except` clauses.
+        """
         self.started = time.monotonic()
         try:
-            response = self.send_request()
+            response = super().send_request(**kwargs)
         except Exception as e:
-            self.submit_health_check(ServiceCheck.CRITICAL, message=describe(e, self.limits.timeout))
-            raise
+            raise_described(e, self.http, self.limits.timeout)
         try:
             response.raise_for_status()
         except Exception as e:
             response.close()
-            self.submit_health_check(ServiceCheck.CRITICAL, message=describe(e, self.limits.timeout))
-            raise
+            raise_described(e, self.http, self.limits.timeout)
+        return response
+
+    def submit_health_check(self, status, **kwargs):
+        # The stock scraper reports OK as soon as the headers arrive; this one gives its verdict
+        # once the body is read (WARNING if it was cut short or had bad lines): `report_health`.
+        if status != ServiceCheck.OK:
+            self.report_health(status, kwargs.get("message"))
+
+    def submit_telemetry_endpoint_response_size(self, response):
+        # Without a Content-Length the stock method measures `response.content`, which reads the
+        # whole body past the body limits and leaves nothing to parse: the size is then reported
+        # once the bounded reader has read the body (`report_payload_size`). With `telemetry` off
+        # the stock scraper has already replaced this method by a no-op on the instance.
+        if response.headers.get("Content-Length") is not None:
+            super().submit_telemetry_endpoint_response_size(response)
+        else:
+            self.payload_size_pending = True
+
+    def report_payload_size(self) -> None:
+        if self.payload_size_pending and self.reader is not None:
+            self.gauge("telemetry.payload.size", self.reader.bytes_read, tags=self.tags)
+        self.payload_size_pending = False
+
+    def report_health(self, status: int, message: str | None = None) -> None:
+        """The endpoint's health service check; a message always starts with the URL it is about."""
+        if status != ServiceCheck.OK and message and not message.startswith(self.display_url):
+            message = f"{self.display_url}: {message}"
+        super().submit_health_check(status, **({"message": message} if message else {}))
+
+    def body(self, response) -> BodyReader:
+        """The lines of a response, read within this endpoint's limits."""
         self.connected = True
         self.content_type = response.headers.get("Content-Type", "")
         media_type = self.content_type.split(";")[0].strip().lower()
@@ -101,12 +129,6 @@ class CiliumScraper(OpenMetricsScraper):
                 self.display_url,
                 self.content_type,
             )
-        if response.encoding is None:
-            response.encoding = "utf-8"  # never derived from the locale
-        return response
-
-    def body(self, response) -> BodyReader:
-        """The lines of a response, read within this endpoint's limits."""
         self.reader = self.limits.reader(response, self.started)
         return self.reader
 
@@ -120,8 +142,9 @@ class CiliumScraper(OpenMetricsScraper):
     def stream_connection_lines(self):
         """The stock parser's input: the body's lines, within bounds, over-long lines skipped."""
         with self.get_connection() as connection:
-            self._content_type = self.content_type
-            for line in self.body(connection):
+            reader = self.body(connection)
+            self._content_type = self.content_type  # the stock parser picks its format by it
+            for line in reader:
                 if line is TOO_LONG:
                     self.skip_line(self.reader.lines, "", f"longer than max_line_length ({self.limits.max_line_length})")
                     continue
@@ -144,7 +167,6 @@ class CiliumScraper(OpenMetricsScraper):
     def scrape(self):
         self.guard.start()
         self.reset_run()
-        self._deferred_ok = True
         try:
             try:
                 super().scrape()
@@ -157,48 +179,42 @@ class CiliumScraper(OpenMetricsScraper):
                     problem = e if isinstance(e, ScrapeProblem) else None
                     if problem is None and isinstance(e, ValueError) and not self.samples:
                         problem = self.not_metrics()
-                    self._deferred_ok = False
-                    self.submit_health_check(ServiceCheck.CRITICAL, message=str(problem or describe(e, self.limits.timeout)))
+                    self.report_health(ServiceCheck.CRITICAL, str(problem or describe(e, self.limits.timeout)))
                     if problem is not None and problem is not e:
                         raise problem from None
                 raise
         finally:
-            self._deferred_ok = False
+            self.report_payload_size()
             self.report_contexts()
         empty = self.reader is not None and self.reader.bytes_read == 0
         if self.partial is None and not self.samples and (self.lines_skipped or empty):
             problem = self.not_metrics()
             self.flush_first_value = False
-            self.submit_health_check(ServiceCheck.CRITICAL, message=str(problem))
+            self.report_health(ServiceCheck.CRITICAL, str(problem))
             raise problem
         invalid = self.reader.invalid_bytes if self.reader is not None else 0
         if self.partial is not None:
             # Part of the payload is missing: a counter seen next time may not continue this one.
             self.flush_first_value = False
-            self.submit_health_check(ServiceCheck.WARNING, message=self.partial)
+            self.report_health(ServiceCheck.WARNING, self.partial)
         elif invalid:
-            self.submit_health_check(
+            self.report_health(
                 ServiceCheck.WARNING,
-                message=f"the payload held {invalid} byte(s) that are not UTF-8, shown as U+FFFD in the tags",
+                f"the payload held {invalid} byte(s) that are not UTF-8, shown as U+FFFD in the tags",
             )
         elif self.lines_skipped:
             number, text = self.first_offender
-            self.submit_health_check(
+            self.report_health(
                 ServiceCheck.WARNING,
-                message=f"skipped {self.lines_skipped} malformed line(s); the first, line {number}: {text!r}",
+                f"skipped {self.lines_skipped} malformed line(s); the first, line {number}: {text!r}",
             )
         else:
-            self.submit_health_check(ServiceCheck.OK)
-        self.guard._check.gauge(LINES_SKIPPED.name.removeprefix("cilium."), self.lines_skipped, tags=self.tags)
+            self.report_health(ServiceCheck.OK)
+        self.agent_check.gauge(LINES_SKIPPED.name.removeprefix("cilium."), self.lines_skipped, tags=self.tags)
 
     def cancel(self) -> None:
         """Stop a scrape in flight (from the Agent's thread) and let go of the connection."""
-        if self.reader is not None:
-            self.reader.cancel()
-        try:
-            self.http.session.close()
-        except Exception:
-            pass
+        cancel_reading(self.reader, self.http)
 
     def yield_metrics(self, runtime_data: dict) -> Iterator[Metric]:
         held: dict[str, Metric] = {}
@@ -221,7 +237,7 @@ class CiliumScraper(OpenMetricsScraper):
 
     def report_contexts(self) -> None:
         """Submit the scrape's context counts, and warn once when the budget was exceeded."""
-        guard, check = self.guard, self.guard._check
+        guard, check = self.guard, self.agent_check
         if not guard.seen and not guard.dropped:
             return
         check.gauge(CONTEXTS.name.removeprefix("cilium."), len(guard.seen), tags=self.tags)

@@ -7,16 +7,17 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from .components import ENDPOINT_OPTIONS
+
 SECRET_OPTIONS = ("password", "tls_private_key_password", "kerberos_password", "aws_secret_access_key")
 SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key")
 SECRET_HEADER_WORDS = ("token", "secret", "key", "auth", "password")
-URL_OPTIONS = (
-    "agent_endpoint",
-    "operator_endpoint",
-    "hubble_endpoint",
-    "clustermesh_apiserver_endpoint",
-    "kvstoremesh_endpoint",
-    "metrics_endpoint",
+URL_OPTIONS = ENDPOINT_OPTIONS
+# Options whose value may hold a credential: a configuration error names them, never quotes them.
+SECRET_BEARING_OPTIONS = frozenset(
+    SECRET_OPTIONS
+    + URL_OPTIONS
+    + ("username", "headers", "extra_headers", "auth_token", "proxy", "kerberos_keytab", "tls_private_key")
 )
 
 

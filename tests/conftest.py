@@ -2,7 +2,7 @@
 
 import pytest
 
-from cilium_check.fixtures.server import FixtureServer
+from cilium_dev.fixtures.server import FixtureServer
 
 
 @pytest.fixture(scope="session")

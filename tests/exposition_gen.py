@@ -58,7 +58,7 @@ from functools import cache
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from cilium_check.config import HUBBLE_UNBOUNDED_LABELS
+from cilium_check.components import BY_NAME, HUBBLE, NAMES
 from cilium_check.detect import identify
 from cilium_check.mapping import MetricRow, rows_for
 from cilium_check.openmetrics_map import component_metrics, superseded_families
@@ -74,16 +74,11 @@ __all__ = [
     "seeds",
 ]
 
-COMPONENTS = ("agent", "operator", "hubble", "clustermesh-apiserver", "kvstoremesh")
+COMPONENTS = NAMES
+HUBBLE_UNBOUNDED_LABELS = HUBBLE.unbounded_labels
 
 # The family-name prefix that makes `cilium_check.detect.identify` vote for each component.
-_PREFIX = {
-    "agent": "cilium_",
-    "operator": "cilium_operator_",
-    "hubble": "hubble_",
-    "clustermesh-apiserver": "cilium_clustermesh_apiserver_",
-    "kvstoremesh": "cilium_kvstoremesh_",
-}
+_PREFIX = {name: (BY_NAME[name].family_prefixes or ("cilium_",))[0] for name in NAMES}
 
 TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cilium_check.fixtures.values import AGENT_DROP_REASONS
+from cilium_dev.fixtures.values import AGENT_DROP_REASONS
 
 ROOT = Path(__file__).resolve().parent.parent
 MONITORS_DIR = ROOT / "assets" / "monitors"

@@ -8,11 +8,13 @@ import pytest
 import yaml
 from datadog_checks.base.constants import ServiceCheck
 
-from cilium_check import CiliumCheck
-from cilium_check.fixtures.payloads import render
-from cilium_check.fixtures.server import FixtureServer
+from datadog_checks.cilium import CiliumCheck
+from cilium_dev.fixtures.payloads import render
+from cilium_dev.fixtures.server import FixtureServer
 
-TEMPLATE = yaml.safe_load((Path(__file__).resolve().parents[1] / "auto_conf.yaml").read_text())
+TEMPLATE = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "datadog_checks" / "cilium" / "data" / "auto_conf.yaml").read_text()
+)
 
 
 def resolve(value, variables):

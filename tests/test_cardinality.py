@@ -1,6 +1,6 @@
 """The cardinality guard and Hubble's unbounded labels."""
 
-from cilium_check import CiliumCheck
+from datadog_checks.cilium import CiliumCheck
 from cilium_check.components import HUBBLE
 
 

@@ -5,8 +5,8 @@ from datadog_checks.base.constants import ServiceCheck
 from datadog_checks.base.utils.tagging import GENERIC_TAGS
 from datadog_checks.dev.utils import get_metadata_metrics, get_service_checks
 
-from cilium_check import CiliumCheck
-from cilium_check.fixtures.payloads import FIXTURE_VERSIONS
+from datadog_checks.cilium import CiliumCheck
+from cilium_dev.fixtures.payloads import FIXTURE_VERSIONS
 from cilium_check.mapping import parse_version, rows_for
 from cilium_check.openmetrics_map import metadata_name
 
@@ -195,3 +195,19 @@ def test_standard_options_take_effect_on_the_scrape(fixture_server, aggregator, 
     assert aggregator.metrics("cilium.bpf.map_pressure")
     assert not [n for n in aggregator.metric_names if n.endswith(".bucket")]
     aggregator.assert_metric("cilium.endpoint.regeneration_time_stats.seconds.sum")
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_telemetry_reports_the_payload_size_of_a_streamed_answer(fixture_server, aggregator, dd_run_check, encoding):
+    # Cilium streams its answer without a Content-Length: the size is what the bounded reader read,
+    # and the body is still parsed (the stock method would have read it all before the parser).
+    url = fixture_server.url("operator")
+    instance = {"operator_endpoint": url, "telemetry": True, "extra_headers": {"Accept-Encoding": encoding}}
+    check = CiliumCheck("cilium", {}, [instance])
+    dd_run_check(check)
+    from cilium_dev.fixtures.payloads import render
+
+    body = render("operator", "1.20", fixture_server.scrapes("operator") - 1)
+    aggregator.assert_metric("cilium.telemetry.payload.size", value=len(body.encode()), count=1)
+    aggregator.assert_metric("cilium.operator.process.resident_memory.bytes", at_least=1)
+    aggregator.assert_service_check("cilium.openmetrics.health", ServiceCheck.OK, count=1)

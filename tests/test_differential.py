@@ -38,10 +38,9 @@ from exposition_gen import COMPONENTS, Exposition, generate, next_scrape, seeds
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from cilium_check import CiliumCheck
-from cilium_check.components import BY_NAME
-from cilium_check.config import HUBBLE_UNBOUNDED_LABELS
-from cilium_check.fixtures.payloads import FIXTURE_VERSIONS
+from datadog_checks.cilium import CiliumCheck
+from cilium_check.components import BY_NAME, HUBBLE
+from cilium_dev.fixtures.payloads import FIXTURE_VERSIONS
 from cilium_check.mapping import format_version, parse_version
 
 CHECK_ID = "cilium:differential"
@@ -287,7 +286,7 @@ def random_options(component: str, expo: Exposition, rng: random.Random) -> dict
     if rng.random() < 0.2:
         options["max_contexts"] = rng.choice((5, 5, 1, 12, {component: 5}, {component: 0}))
     if component == "hubble" and rng.random() < 0.4:
-        options["hubble_unbounded_labels"] = rng.sample(HUBBLE_UNBOUNDED_LABELS, rng.randint(0, 3))
+        options["hubble_unbounded_labels"] = rng.sample(HUBBLE.unbounded_labels, rng.randint(0, 3))
     if rng.random() < 0.05:
         options["hostname_label"] = rng.choice(labels)
         if rng.random() < 0.5:

@@ -5,7 +5,7 @@ import logging
 import pytest
 from datadog_checks.base.constants import ServiceCheck
 
-from cilium_check import CiliumCheck
+from datadog_checks.cilium import CiliumCheck
 from cilium_check.fast.scraper import FastScraper
 from cilium_check.scraper import CiliumScraper
 

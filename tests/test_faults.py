@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 from datadog_checks.base.constants import ServiceCheck
 
-from cilium_check import CiliumCheck
-from cilium_check.fixtures.payloads import render
-from cilium_check.fixtures.server import Fault, FixtureServer, Unconnectable
+from datadog_checks.cilium import CiliumCheck
+from cilium_dev.fixtures.payloads import render
+from cilium_dev.fixtures.server import Fault, FixtureServer, Unconnectable
 
 TIMEOUT = 1  # seconds: the instance's `timeout`
 MARGIN = 0.75  # seconds a faulty run may take past it (the operator scrape, the check's own work)

@@ -14,7 +14,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from cilium_check.fixtures import (
+from cilium_dev.fixtures import (
     CONTENT_TYPE,
     CURRENT,
     FIXTURE_COMPONENTS,
@@ -538,7 +538,7 @@ def test_crc32_combine():
     import os
     import zlib
 
-    from cilium_check.fixtures.server import crc32_combine
+    from cilium_dev.fixtures.server import crc32_combine
 
     for a_len, b_len in ((0, 0), (0, 5), (5, 0), (1, 1), (1000, 777), (65536, 12345)):
         a, b = os.urandom(a_len), os.urandom(b_len)
@@ -582,7 +582,7 @@ def test_unconnectable_url_times_out_at_connect(srv):
 
 
 def test_unconnectable_on_a_given_port():
-    from cilium_check.fixtures.server import Unconnectable
+    from cilium_dev.fixtures.server import Unconnectable
 
     with FixtureServer() as up:
         port = up.port
@@ -744,3 +744,17 @@ def test_tls(tmp_path, capfd):
 def test_table_is_loaded():
     # The fixture tests above are written against whatever the table holds; make sure it holds something.
     assert load_table()
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_payloads_are_streamed_chunked_as_cilium_sends_them(srv, encoding):
+    # Go's net/http gives a streamed handler's answer a Content-Length only when it fits 4 KiB.
+    url = srv.url("agent")
+    response = requests.get(url, headers={"Accept-Encoding": encoding}, stream=True)
+    assert response.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in response.headers
+    assert (response.headers.get("Content-Encoding") == "gzip") == (encoding == "gzip")
+    assert response.content.decode() == render("agent", "1.20", srv.scrapes("agent") - 1)
+    small = srv.set_payload("/small/metrics", "cilium_up 1\n")
+    answer = requests.get(small, headers={"Accept-Encoding": "identity"})
+    assert answer.headers["Content-Length"] == str(len("cilium_up 1\n"))

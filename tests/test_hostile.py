@@ -73,7 +73,7 @@ from hostile_gen import (
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from cilium_check import CiliumCheck
+from datadog_checks.cilium import CiliumCheck
 from cilium_check.components import BY_NAME
 
 MONOTONIC_COUNT = stub_aggregator.MONOTONIC_COUNT
@@ -216,7 +216,7 @@ def test_nul_bytes(fixture_server, aggregator):
     # The NUL inside a quoted label value is legal text: kept as it is, or skipped.
     assert_only(aggregator, url, [*BEFORE_SUBMITS, *AFTER_SUBMITS, bpf("ok", 0.25), bpf("nul\x00inside", 0.5)])
     assert_skipped_at_least(aggregator, url, 3)
-    assert_warning(aggregator, url, r"malformed|skipp")
+    assert_warning(aggregator, url, r"malformed|skipped")
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def test_an_unterminated_label_value(fixture_server, aggregator):
     assert_submitted(aggregator, url, [bpf("ok", 0.25)])
     assert_only(aggregator, url, [*BEFORE_SUBMITS, *AFTER_SUBMITS, bpf("ok", 0.25)])
     assert_skipped_at_least(aggregator, url, 4)
-    assert_warning(aggregator, url, r"malformed|skipp")
+    assert_warning(aggregator, url, r"malformed|skipped")
 
 
 def test_escaped_quotes_and_newlines_in_labels_are_kept_unescaped(fixture_server, aggregator):
@@ -417,7 +417,7 @@ def test_a_1mb_label_value(fixture_server, aggregator):
     assert_submitted(aggregator, url, [bpf("ok", 0.25)])
     assert_only(aggregator, url, [*BEFORE_SUBMITS, *AFTER_SUBMITS, bpf("ok", 0.25)])
     assert_skipped_at_least(aggregator, url, 1)
-    assert_warning(aggregator, url, r"malformed|skipp|max_line_length")
+    assert_warning(aggregator, url, r"malformed|skipped|max_line_length")
 
 
 def test_max_line_length_is_configurable(fixture_server, aggregator):
@@ -448,7 +448,7 @@ def test_a_10mb_line(fixture_server, stream_server, aggregator):
     assert_neighbours(aggregator, url)
     assert_only(aggregator, url, [*BEFORE_SUBMITS, *AFTER_SUBMITS])
     assert_skipped_at_least(aggregator, url, 1)
-    assert_warning(aggregator, url, r"malformed|skipp|max_line_length")
+    assert_warning(aggregator, url, r"malformed|skipped|max_line_length")
 
 
 def test_millions_of_distinct_series_stop_at_max_body_size(fixture_server, stream_server, aggregator):

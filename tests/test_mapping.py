@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cilium_check import generate
+from cilium_dev import generate
 from cilium_check.mapping import MappingError, load_table, parse_version, read_table
 from cilium_check.openmetrics_map import superseded_families
 
@@ -174,8 +174,8 @@ def test_bad_table_rows_are_reported_with_their_line():
     header = ",".join(
         "component wire_name type datadog_name unit per_unit orientation since until labels bundled_name description".split()
     )
-    with pytest.raises(MappingError, match=r"metrics.csv:2: type 'countr'"):
-        read_table([header, "agent,x,countr,x,,,0,1.1,,,,d"])
+    with pytest.raises(MappingError, match=r"metrics.csv:2: type 'counterr'"):
+        read_table([header, "agent,x,counterr,x,,,0,1.1,,,,d"])
     with pytest.raises(MappingError, match=r"metrics.csv:2: not a Cilium release: 'one'"):
         read_table([header, "agent,x,gauge,x,,,0,one,,,,d"])
     assert parse_version("v1.16.3") == (1, 16)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cilium_check import preview
+from cilium_dev import preview
 from cilium_check.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 import pytest
 from prometheus_harness import PrometheusServer, Series, find_binaries, prometheus_version
 
-from cilium_check import CiliumCheck
+from datadog_checks.cilium import CiliumCheck
 from cilium_check.components import BY_NAME
-from cilium_check.fixtures.payloads import FIXTURE_COMPONENTS, FIXTURE_VERSIONS, render
-from cilium_check.fixtures.server import FixtureServer
+from cilium_dev.fixtures.payloads import FIXTURE_COMPONENTS, FIXTURE_VERSIONS, render
+from cilium_dev.fixtures.server import FixtureServer
 from cilium_check.mapping import MetricRow, parse_version, rows_for
 from cilium_check.openmetrics_map import superseded_families
 from cilium_check.tags import COMPONENT_TAG, RESERVED_LABEL_RENAMES

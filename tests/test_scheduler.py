@@ -5,8 +5,8 @@ import time
 
 from datadog_checks.base.constants import ServiceCheck
 
-from cilium_check import CiliumCheck
-from cilium_check.fixtures.payloads import render
+from datadog_checks.cilium import CiliumCheck
+from cilium_dev.fixtures.payloads import render
 
 
 def test_a_run_is_bounded_when_every_endpoint_hangs(fixture_server, aggregator):

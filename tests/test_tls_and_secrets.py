@@ -24,9 +24,9 @@ import yaml
 from datadog_checks.base.constants import ServiceCheck
 from tls_material import TLSMaterial
 
-from cilium_check import CiliumCheck
-from cilium_check.fixtures.payloads import CONTENT_TYPE, render
-from cilium_check.fixtures.server import FixtureServer, closed_url
+from datadog_checks.cilium import CiliumCheck
+from cilium_dev.fixtures.payloads import CONTENT_TYPE, render
+from cilium_dev.fixtures.server import FixtureServer, closed_url
 
 HEALTH = "cilium.openmetrics.health"
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ from collections import defaultdict
 
 import pytest
 
-from cilium_check import CiliumCheck
+from datadog_checks.cilium import CiliumCheck
 from cilium_check.components import BY_NAME
 from cilium_check.mapping import format_version, load_table
 

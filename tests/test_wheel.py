@@ -40,12 +40,27 @@ def test_wheel_layout_is_what_the_agent_installs(wheel):
         metadata = email.message_from_bytes(z.read(metadata_path))
     assert metadata["Name"] == "datadog-cilium"
     assert any(r.startswith("datadog-checks-base") for r in metadata.get_all("Requires-Dist"))
-    assert "datadog_checks/cilium/__init__.py" in names
-    assert "datadog_checks/cilium/data/conf.yaml.example" in names
-    assert "datadog_checks/cilium/data/auto_conf.yaml" in names
+    for face in ("__init__.py", "__about__.py", "check.py", "data/conf.yaml.example", "data/auto_conf.yaml"):
+        assert f"datadog_checks/cilium/{face}" in names
+    for model in ("__init__.py", "defaults.py", "instance.py", "shared.py", "validators.py"):
+        assert f"datadog_checks/cilium/config_models/{model}" in names
     # The `datadog_checks` namespace belongs to datadog-checks-base.
     assert "datadog_checks/__init__.py" not in names
     assert "cilium_check/metrics.csv" in names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+
+
+def test_wheel_carries_no_developer_tooling(wheel):
+    """The fixture server, payloads, demo, preview and generators stay in the checkout."""
+    with zipfile.ZipFile(wheel) as z:
+        modules = [n for n in z.namelist() if n.endswith(".py")]
+    tooling = [n for n in modules if n.startswith("cilium_dev/") or n.startswith(("tests/", "benchmarks/"))]
+    assert tooling == []
+    for word in ("fixture", "demo", "preview", "generate", "payload", "server"):
+        assert not [n for n in modules if word in n.rsplit("/", 1)[-1]], word
+    # What the check imports at run time is all there.
+    runtime = {Path(n).stem for n in modules if n.startswith("cilium_check/")}
+    assert {"body", "config", "components", "endpoints", "probe", "scraper", "mapping", "cli"} <= runtime
 
 
 LOADER = textwrap.dedent(
@@ -53,7 +68,7 @@ LOADER = textwrap.dedent(
     import importlib, inspect, json, sys
     from datadog_checks.base import AgentCheck
 
-    # The Agent's Python loader: import datadog_checks.<name>, take the AgentCheck subclass.
+    # The Agent's Python loader: import the check's package, take the AgentCheck subclass.
     module = importlib.import_module("datadog_checks.cilium")
     classes = [
         c for _, c in inspect.getmembers(module, inspect.isclass)
@@ -87,7 +102,7 @@ def purelib(python) -> str:
 
 
 def test_wheel_loads_in_a_clean_environment_with_no_deps(wheel, tmp_path):
-    from cilium_check.fixtures.server import FixtureServer
+    from cilium_dev.fixtures.server import FixtureServer
 
     # `make test` points CILIUM_AGENT_PYTHON at a Python 3.13 (the Agent's) holding only
     # datadog-checks-base[deps]; without it, this interpreter's packages stand in for the Agent's.
@@ -116,10 +131,45 @@ def test_wheel_loads_in_a_clean_environment_with_no_deps(wheel, tmp_path):
     assert loaded["module_file"].startswith(site)
     assert loaded["impl_file"].startswith(site), "the check must come from the wheel, not the checkout"
     assert loaded["class"] == "CiliumCheck"
-    assert loaded["version"] == __import__("cilium_check").__version__
+    assert loaded["version"] == __import__("datadog_checks.cilium").cilium.__version__
     assert loaded["error"] == ""
     print(f"loaded by Python {loaded['python']} from {site}")
     assert "cilium.endpoint.state" in loaded["metrics"]
     data = Path(site, "datadog_checks", "cilium", "data")
     assert (data / "conf.yaml.example").read_text() == (ROOT / "conf.yaml.example").read_text()
-    assert (data / "auto_conf.yaml").read_text() == (ROOT / "auto_conf.yaml").read_text()
+    source = ROOT / "datadog_checks" / "cilium" / "data"
+    assert (data / "auto_conf.yaml").read_text() == (source / "auto_conf.yaml").read_text()
+
+
+def test_the_command_from_the_wheel_runs_a_check_and_only_offers_what_it_carries(wheel, tmp_path):
+    from cilium_dev.fixtures.server import FixtureServer
+
+    agent_python = os.environ.get("CILIUM_AGENT_PYTHON") or sys.executable
+    env_dir = tmp_path / "agent-python"
+    subprocess.run([agent_python, "-m", "venv", str(env_dir)], check=True, capture_output=True)
+    python = env_dir / "bin" / "python"
+    Path(purelib(python), "agent_python.pth").write_text(purelib(agent_python) + "\n")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    with FixtureServer() as server:
+        conf = tmp_path / "conf.yaml"
+        conf.write_text(f"init_config:\ninstances:\n  - agent_endpoint: {server.url('agent', '1.20')}\n")
+        done = subprocess.run(
+            [str(python), "-m", "cilium_check", "check", "-c", str(conf), "--json"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+    assert done.returncode == 0, done.stderr
+    import json
+
+    (instance,) = json.loads(done.stdout)
+    assert instance["runner"]["LastError"] == ""
+    assert any(s["metric"] == "cilium.endpoint.state" for s in instance["aggregator"]["metrics"])
+    helped = subprocess.run([str(python), "-m", "cilium_check", "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert "run from a checkout" in helped.stdout
+    demo = subprocess.run([str(python), "-m", "cilium_check", "demo"], capture_output=True, text=True, cwd=tmp_path)
+    assert demo.returncode == 2 and "invalid choice: 'demo'" in demo.stderr

@@ -205,12 +205,12 @@ def print_text(results: list[InstanceResult], out: TextIO, *, table: bool = Fals
 
 def _populate_device(series: dict) -> dict:
     # The --json path moves a `device:` tag into the series' own `device` field.
-    serie = dict(series)
-    devices = [t for t in serie["tags"] if t.startswith("device:")]
+    moved = dict(series)
+    devices = [t for t in moved["tags"] if t.startswith("device:")]
     if devices:
-        serie["tags"] = [t for t in serie["tags"] if not t.startswith("device:")]
-        serie["device"] = devices[-1][len("device:"):]
-    return serie
+        moved["tags"] = [t for t in moved["tags"] if not t.startswith("device:")]
+        moved["device"] = devices[-1][len("device:"):]
+    return moved
 
 
 def json_payload(results: list[InstanceResult]) -> list[dict[str, Any]]:

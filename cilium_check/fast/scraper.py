@@ -129,7 +129,7 @@ class FastScraper(CiliumScraper):
     # -- the scrape ---------------------------------------------------------------------------
 
     def _scrape(self):
-        if self.unsupported or self.serves_openmetrics or self.check.metric_limiter:
+        if self.unsupported or self.serves_openmetrics or self.agent_check.metric_limiter:
             return super()._scrape()
         if self.tags is not self.cached_tags:
             # Static or dynamic tags changed: every cached series carries the old ones.
@@ -137,7 +137,8 @@ class FastScraper(CiliumScraper):
             self.cached = 0
             self.cached_tags = self.tags
         with self.get_connection() as connection:
-            if self.content_type.split(";")[0].strip() == "application/openmetrics-text":
+            media_type = connection.headers.get("Content-Type", "").split(";")[0].strip()
+            if media_type == "application/openmetrics-text":
                 # Cilium serves OpenMetrics only when asked; the stock parser handles it from now on.
                 self.serves_openmetrics = True
                 self.log.info("%s serves OpenMetrics: using the stock parser for it", self.display_url)
@@ -154,7 +155,7 @@ class FastScraper(CiliumScraper):
     def consume(self, batches: Iterable[list[str | None]], flush: bool) -> None:
         """Parse the exposition (lists of lines) and submit every sample; a bad line is skipped and counted."""
         self.gen += 1
-        check = self.guard._check
+        check = self.agent_check
         submit = check._aggregator().submit_metric
         check_id = check.check_id
         seen, rejected, limit = self.guard.seen, self.guard.rejected, self.guard.limit
@@ -389,7 +390,7 @@ class FastScraper(CiliumScraper):
                 runtime_data = {"flush_first_value": flush, "static_tags": self.static_tags}
                 transformer(metric, self.generate_sample_data(metric), runtime_data)
             return
-        check = self.guard._check
+        check = self.agent_check
         submit = check._aggregator().submit_metric
         check_id = check.check_id
         seen, rejected, limit = self.guard.seen, self.guard.rejected, self.guard.limit
@@ -516,7 +517,7 @@ class FastScraper(CiliumScraper):
             elif sample_name == fam.name:
                 subs.append((GAUGE, f"{base}.quantile", False))
 
-        check = self.guard._check
+        check = self.agent_check
         result = []
         for mtype, name, mono in subs:
             full_name = check._format_namespace(name)

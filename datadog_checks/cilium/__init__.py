@@ -1,5 +1,9 @@
-"""The module the Datadog Agent imports for the `cilium` check (`datadog_checks.<check name>`)."""
+"""The package the Datadog Agent imports for the `cilium` check: the check class and its version.
 
-from cilium_check import CiliumCheck, __version__
+The implementation (scrapers, mapping table, configuration rules) lives in `cilium_check`.
+"""
+
+from .__about__ import __version__
+from .check import CiliumCheck
 
 __all__ = ["CiliumCheck", "__version__"]

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import TextIO
 
-from . import CiliumCheck
-from .agent_sim.runner import InstanceResult, run_instances
-from .components import COMPONENTS
+from datadog_checks.cilium import CiliumCheck
+from cilium_check.agent_sim.runner import InstanceResult, run_instances
+from cilium_check.components import COMPONENTS
 from .fixtures.payloads import CURRENT
 from .fixtures.server import FixtureServer
-from .mapping import load_table as rows_for_all
-from .mapping import parse_version, rows_for
-from .openmetrics_map import metadata_name
-from .tags import COMPONENT_TAG
+from cilium_check.mapping import load_table as rows_for_all
+from cilium_check.mapping import parse_version, rows_for
+from cilium_check.openmetrics_map import metadata_name
+from cilium_check.tags import COMPONENT_TAG
 
 TOP = 10
 STATUS = {0: "OK", 1: "WARNING", 2: "CRITICAL", 3: "UNKNOWN"}

@@ -14,10 +14,10 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from .mapping import MetricRow, Submission, format_version, load_table
-from .components import COMPONENTS
-from .self_metrics import SELF_METRICS
-from .tags import RESERVED_LABEL_RENAMES
+from cilium_check.mapping import MetricRow, Submission, format_version, load_table
+from cilium_check.components import COMPONENTS
+from cilium_check.self_metrics import SELF_METRICS
+from cilium_check.tags import RESERVED_LABEL_RENAMES
 
 INTEGRATION = "cilium"
 METADATA_COLUMNS = (
@@ -32,7 +32,6 @@ METADATA_COLUMNS = (
     "short_name",
     "curated_metric",
 )
-COMPONENT_ORDER = ("agent", "operator", "hubble", "clustermesh-apiserver", "kvstoremesh")
 
 
 def _rank(row: MetricRow) -> tuple:
@@ -88,11 +87,11 @@ def render_metrics_doc() -> str:
         "Histograms are shown with the default settings (`.bucket`, `.sum`, `.count`).",
         "",
     ]
-    for component in COMPONENT_ORDER:
-        selected = [row for row in rows if row.component == component]
+    for component in COMPONENTS:
+        selected = [row for row in rows if row.component == component.name]
         if not selected:
             continue
-        lines += [f"## {component}", "", "| Cilium family | Datadog metric | Cilium | Labels | Description |", "|---|---|---|---|---|"]
+        lines += [f"## {component.name}", "", "| Cilium family | Datadog metric | Cilium | Labels | Description |", "|---|---|---|---|---|"]
         for row in selected:
             labels = " ".join(label.name for label in row.labels)
             lines.append(

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import demo
-from .agent_sim.runner import InstanceResult
+from cilium_check.agent_sim.runner import InstanceResult
 from .demo import PAUSE, STATUS
 from .fixtures.payloads import CURRENT
 DEFAULT_OUT = Path("preview")
