@@ -73,7 +73,8 @@ LOG_LEVELS = ["debug", "info", "warning", "error", "critical"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    # `--log-level` is accepted before and after the subcommand alike.
+    # `--log-level` is accepted before and after the subcommand alike: every parser shares this
+    # action, whose default stays SUPPRESS so that the subcommand's parse keeps what came before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--log-level",
@@ -91,7 +92,6 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         epilog=None if add_commands else "`demo`, `serve` and `preview` run from a checkout of datadog-cilium.",
     )
-    parser.set_defaults(log_level="error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     check = sub.add_parser(
@@ -124,7 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "check_times", 1) < 1:
         print("Error: --check-times must be at least 1", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    # `force`: importing datadog_checks.base has already given the root logger the Agent's handler
+    # and level, which would otherwise make this call a no-op.
+    logging.basicConfig(
+        level=getattr(args, "log_level", "error").upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
+    )
     return args.func(args)
 
 

@@ -187,3 +187,47 @@ def test_main_leaves_the_process_signal_handlers_alone(tmp_path):
     before = signal.getsignal(signal.SIGPIPE)
     assert cli.main(["check", "-c", str(tmp_path / "missing.yaml")]) == 2
     assert signal.getsignal(signal.SIGPIPE) == before
+
+
+def test_log_level_is_accepted_before_and_after_the_subcommand(tmp_path, fixture_server):
+    conf = tmp_path / "conf.yaml"
+    conf.write_text(yaml.safe_dump({"init_config": {}, "instances": [{"agent_endpoint": fixture_server.url("agent")}]}))
+    for args in (["--log-level", "info", "check", "-c", str(conf)], ["check", "-c", str(conf), "--log-level", "info"]):
+        done = cilium_check(*args)
+        assert done.returncode == 0, done.stderr
+        assert "serves the Cilium agent" in done.stderr  # an info line of the check
+    quiet = cilium_check("check", "-c", str(conf))
+    assert "serves the Cilium agent" not in quiet.stderr
+
+
+def test_serve_starts_the_fixture_server_and_prints_a_conf_yaml(tmp_path):
+    """`cilium-check serve` alone, then `check` on the conf.yaml it printed, as a newcomer would."""
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "cilium_check", "serve", "--cilium-version", "1.18"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        last_option = f"{COMPONENTS[-1].option}:"
+        while len(lines) < 40 and not (lines and lines[-1].strip().startswith(last_option)):
+            line = serve.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        printed = "".join(lines)
+        assert "Serving a Cilium 1.18 on http://127.0.0.1:" in printed
+        conf = tmp_path / "conf.yaml"
+        conf.write_text(printed[printed.index("init_config:") :])
+        config = yaml.safe_load(conf.read_text())
+        assert set(config["instances"][0]) == {c.option for c in COMPONENTS}
+        done = cilium_check("check", "-c", str(conf), "--json")
+        assert done.returncode == 0, done.stderr
+        (instance,) = json.loads(done.stdout)
+        assert instance["runner"]["LastError"] == ""
+        health = [sc for sc in instance["aggregator"]["service_checks"] if sc["check"] == "cilium.openmetrics.health"]
+        assert [sc["status"] for sc in health] == [0] * len(COMPONENTS)
+    finally:
+        serve.terminate()
+        serve.wait(timeout=10)
