@@ -28,10 +28,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
+from datadog_checks.base.config import is_affirmative
 from datadog_checks.base.utils.http import DEFAULT_REMAPPED_FIELDS, STANDARD_FIELDS
 
-from .components import BY_NAME, COMPONENTS, DETECT_OPTION, ENDPOINT_OPTIONS, HUBBLE, NAMES
+from .components import AGENT, BY_NAME, COMPONENTS, DETECT_OPTION, ENDPOINT_OPTIONS, HUBBLE, NAMES, OPERATOR
 from .endpoints import Endpoint, redact
+from .legacy import V1_OPTIONS
 from .secrets import SECRET_BEARING_OPTIONS
 
 # Options of the bundled check's legacy (OpenMetrics V1) mode, and their V2 names. An existing
@@ -47,21 +49,20 @@ LEGACY_RENAMES = {
     "prometheus_timeout": "timeout",
 }
 # Legacy options with no V2 counterpart: accepted and ignored, with a debug log.
-LEGACY_IGNORED = frozenset(
-    {
-        "send_monotonic_counter",
-        "send_monotonic_with_gauge",
-        "send_distribution_counts_as_monotonic",
-        "send_distribution_sums_as_monotonic",
-        "type_overrides",
-        "label_joins",
-        "bearer_token_refresh_interval",
-    }
-)
+LEGACY_IGNORED = frozenset({"type_overrides", "label_joins", "bearer_token_refresh_interval"})
 LEGACY_TRANSLATED = frozenset(
     {"ignore_metrics", "ignore_metrics_by_labels", "label_to_hostname_suffix", "bearer_token_auth", "bearer_token_path"}
 )
-LEGACY_OPTIONS = frozenset(LEGACY_RENAMES) | LEGACY_IGNORED | LEGACY_TRANSLATED
+LEGACY_OPTIONS = frozenset(LEGACY_RENAMES) | LEGACY_IGNORED | LEGACY_TRANSLATED | frozenset(V1_OPTIONS)
+
+# Options of this check that the bundled check never had: an instance that sets one of them was
+# written for this check (see `legacy_mode`).
+BUNDLED_ENDPOINT_OPTIONS = (AGENT.option, OPERATOR.option)
+NEW_OPTIONS = frozenset(
+    tuple(option for option in ENDPOINT_OPTIONS if option not in BUNDLED_ENDPOINT_OPTIONS)
+    + ("optional_components", "max_contexts", "hubble_unbounded_labels", "fast_path", "max_body_size", "max_line_length")
+)
+LEGACY_SWITCH = "set `use_openmetrics: true` in the instance for the current names"
 
 # Options read by the Agent or the base class that the spec's templates do not document: the
 # HTTP wrapper's whole set (the template lists the common ones), its remapped legacy names, the
@@ -125,11 +126,25 @@ def translate_legacy(raw: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]
     for option in sorted(LEGACY_IGNORED & config.keys()):
         config.pop(option)
         notes.append(f"`{option}` is a legacy OpenMetrics V1 option with no effect here; it is ignored")
-    if config.get("use_openmetrics") is not None:
-        notes.append("`use_openmetrics` is accepted for compatibility: this check only has the OpenMetrics V2 mode")
     if config.get("metrics"):
         notes.append("`metrics` entries are added to the built-in mapping, as `extra_metrics` would be")
     return config, notes
+
+
+def legacy_mode(instance: Mapping[str, Any]) -> bool:
+    """Whether an instance runs in legacy mode, submitting the names of the bundled check's V1 mode.
+
+    `use_openmetrics` decides when it is set, as in the bundled check. When it is absent, the
+    bundled check ran its legacy mode: an instance it could have run (one of `agent_endpoint` or
+    `operator_endpoint`, a single URL, none of this check's own options) keeps that mode, so that
+    its series keep their names on upgrade; any other instance was written for this check and
+    gets the current names.
+    """
+    value = instance.get("use_openmetrics")
+    if value is not None:
+        return not is_affirmative(value)
+    endpoints = [instance.get(option) for option in BUNDLED_ENDPOINT_OPTIONS if instance.get(option)]
+    return len(endpoints) == 1 and isinstance(endpoints[0], str) and not NEW_OPTIONS & instance.keys()
 
 
 # -- rules the generated models call (config_models/validators.py) -------------------------------
@@ -328,10 +343,13 @@ class Settings:
     max_contexts: dict[str, int]  # by component name; 0 means no limit
     hubble_unbounded_labels: tuple[str, ...]
     fast_path: bool  # False: stock OpenMetrics V2 parsing
+    legacy: bool = False  # the bundled check's V1 names and types (`legacy_mode`)
     notes: list[str] = field(default_factory=list)  # what the check did with the configuration, for the log
 
     @classmethod
-    def from_config(cls, model: Any, instance: Mapping[str, Any], notes: list[str] | None = None) -> Settings:
+    def from_config(
+        cls, model: Any, instance: Mapping[str, Any], notes: list[str] | None = None, legacy: bool = False
+    ) -> Settings:
         """The settings of an instance (V2 option names) that its generated model validated."""
         optional = set(model.optional_components or ())
         endpoints = []
@@ -349,6 +367,12 @@ class Settings:
             limits.update(model.max_contexts)
 
         options = {k: v for k, v in instance.items() if k not in CILIUM_OPTIONS and v is not None}
+        if legacy:
+            options["tag_by_endpoint"] = False  # V1 tags its health check with the URL, not its metrics
+        else:
+            for option in V1_OPTIONS.keys() & options.keys():
+                options.pop(option)
+                notes = [*(notes or []), f"`{option}` is an option of legacy mode; it has no effect with the current names"]
         if options.get("metrics"):
             options["extra_metrics"] = list(options.pop("metrics")) + list(options.get("extra_metrics") or [])
         return cls(
@@ -357,6 +381,7 @@ class Settings:
             max_contexts=limits,
             hubble_unbounded_labels=tuple(model.hubble_unbounded_labels or ()),
             fast_path=model.fast_path is not False,
+            legacy=legacy,
             notes=list(notes or []),
         )
 

@@ -19,6 +19,9 @@ since, until   first and last Cilium minor release that exposes the family (`unt
 labels         space-separated label names; `name>=1.20` or `name<=1.18` limits a label to a
                range of releases
 bundled_name   the name the check bundled with the Agent submits, where this one deviates from it
+legacy_name    the family's name in legacy mode (`use_openmetrics: false`), where the bundled check's
+               legacy map does not follow the V1 rule (the Datadog name, plus `.total` when the wire
+               name ends in `_total`); without the namespace, like `datadog_name`
 description    what the metric tells a user, in plain ASCII
 """
 
@@ -97,6 +100,7 @@ class MetricRow:
     until: tuple[int, int] | None
     labels: tuple[Label, ...]
     bundled_name: str
+    legacy_name: str
     description: str
 
     @property
@@ -109,6 +113,18 @@ class MetricRow:
     @property
     def full_name(self) -> str:
         return f"{NAMESPACE}.{self.datadog_name}"
+
+    @property
+    def legacy_base(self) -> str:
+        """The name legacy mode submits the family under, without the namespace or a histogram's suffixes.
+
+        The bundled check's legacy (OpenMetrics V1) map names a family by its Datadog name, with
+        `.total` where the wire name ends in `_total`; V1 appends nothing for the type. Families that
+        map never held follow the same rule; `legacy_name` records where the map departs from it.
+        """
+        if self.legacy_name:
+            return self.legacy_name
+        return self.datadog_name + (".total" if self.wire_name.endswith("_total") else "")
 
     def in_version(self, version: tuple[int, int]) -> bool:
         return self.since <= version and (self.until is None or version <= self.until)
@@ -139,6 +155,27 @@ class MetricRow:
             ]
         raise AssertionError(self.type)
 
+    def legacy_submissions(self) -> list[Submission]:
+        """The Datadog metrics this family is submitted as in legacy mode, by V1's default settings:
+        counters as monotonic counts under their legacy name, histograms and summaries as gauges
+        (a histogram's finite buckets under `.count`, tagged `upper_bound`)."""
+        base, d = f"{NAMESPACE}.{self.legacy_base}", f"{self.description} [legacy mode]"
+        if self.type == "metadata":
+            return []
+        if self.type == "gauge":
+            return [Submission(base, "gauge", self.unit, self.per_unit, d, self.orientation)]
+        if self.type == "counter":
+            return [Submission(base, "count", self.unit, self.per_unit, d, self.orientation)]
+        if self.type == "summary":
+            parts = [("quantile", "quantiles, tagged quantile"), ("sum", "sum of observed values")]
+            parts.append(("count", "number of observations"))
+        else:
+            parts = [("sum", "sum of observed values"), ("count", "number of observations; buckets tagged upper_bound")]
+        return [
+            Submission(f"{base}.{part}", "gauge", self.unit if part != "count" else "", "", f"{d} ({what})", 0)
+            for part, what in parts
+        ]
+
 
 COLUMNS = (
     "component",
@@ -152,6 +189,7 @@ COLUMNS = (
     "until",
     "labels",
     "bundled_name",
+    "legacy_name",
     "description",
 )
 
@@ -182,6 +220,7 @@ def _parse_row(raw: dict[str, str], where: str) -> MetricRow:
         until=until,
         labels=labels,
         bundled_name=raw["bundled_name"],
+        legacy_name=raw["legacy_name"],
         description=raw["description"],
     )
 

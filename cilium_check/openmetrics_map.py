@@ -1,4 +1,9 @@
-"""The mapping table turned into OpenMetrics V2 `metrics` entries, one map per component."""
+"""The mapping table turned into OpenMetrics V2 `metrics` entries, one map per component and mode.
+
+In the current mode each family gets the stock transformer of its type. In legacy mode
+(`use_openmetrics: false`) it gets the transformer of `cilium_check.legacy`, which submits what
+the bundled check's OpenMetrics V1 mode submits, under the family's legacy name.
+"""
 
 from __future__ import annotations
 
@@ -13,28 +18,39 @@ def metadata_name(component: str) -> str | None:
     return next((row.datadog_name for row in rows_for(component) if row.type == "metadata"), None)
 
 
-def transformer_config(rows: list[MetricRow]) -> dict[str, Any]:
+# The legacy transformer of each type (a gauge is the same in both modes).
+LEGACY_TYPES = {
+    "counter": "legacy_counter",
+    "gauge": "gauge",
+    "histogram": "legacy_histogram",
+    "summary": "legacy_summary",
+    "native_dynamic": "legacy_native_dynamic",
+}
+
+
+def transformer_config(rows: list[MetricRow], legacy: bool = False) -> dict[str, Any]:
     """The V2 transformer for one wire family, from the table rows that describe it."""
     first = rows[0]
     if first.type == "metadata":
         return {"name": first.datadog_name, "type": "metadata", "label": "version"}
     types = {row.type for row in rows}
-    names = {row.datadog_name for row in rows}
+    names = {row.legacy_base if legacy else row.datadog_name for row in rows}
     if len(names) > 1:
         raise ValueError(f"{first.component} family {first.wire_name} has several Datadog names: {sorted(names)}")
     # A family whose type changed between releases (a histogram that became a gauge) follows
     # the type each endpoint declares; all others get the table's type, so that a missing or
     # wrong `# TYPE` line cannot change what is submitted.
-    return {"name": first.datadog_name, "type": types.pop() if len(types) == 1 else "native_dynamic"}
+    kind = types.pop() if len(types) == 1 else "native_dynamic"
+    return {"name": names.pop(), "type": LEGACY_TYPES[kind] if legacy else kind}
 
 
 @cache
-def component_metrics(component: str) -> dict[str, dict[str, Any]]:
+def component_metrics(component: str, legacy: bool = False) -> dict[str, dict[str, Any]]:
     """`{family: transformer config}` for every family of the component in any Cilium release."""
     by_family: dict[str, list[MetricRow]] = {}
     for row in rows_for(component):
         by_family.setdefault(row.family, []).append(row)
-    metrics = {family: transformer_config(rows) for family, rows in by_family.items()}
+    metrics = {family: transformer_config(rows, legacy) for family, rows in by_family.items()}
     # An exposition without `# TYPE` lines keeps a counter's `_total` in the family name.
     for row in rows_for(component):
         if row.family != row.wire_name:

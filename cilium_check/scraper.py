@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import ChainMap
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -13,9 +14,12 @@ from prometheus_client import Metric
 from .body import TOO_LONG, BodyLimits, BodyReader, Truncated, cancel_reading
 from .cardinality import ContextGuard, sum_labels_away
 from .endpoints import describe, raise_described, redact
+from .legacy import CiliumMetricTransformer
+from .tags import COMPONENT_TAG
 from .self_metrics import CONTEXTS, CONTEXTS_DROPPED, LINES_SKIPPED
 
 FIRST_LINE_CHARS = 80
+LEGACY_HEALTH = "prometheus.health"  # the bundled check's V1 health service check, under the namespace
 EXPECTED_MEDIA_TYPES = ("", "text/plain", "application/openmetrics-text")
 
 
@@ -37,13 +41,23 @@ class CiliumScraper(OpenMetricsScraper):
         check: Any,
         config: Mapping[str, Any],
         *,
+        component: str = "",
         max_contexts: int = 0,
         sum_away: frozenset[str] = frozenset(),
         superseded: dict[str, str] | None = None,
+        legacy: bool = False,
     ):
         self.agent_check = check  # where submissions go; the stock code submits through the guard
         self.guard = ContextGuard(check, max_contexts)
-        super().__init__(self.guard, config)
+        # The stock scraper builds a metric transformer from the configuration's metrics, and would
+        # refuse the legacy types: it gets none, and the transformer that knows them replaces it.
+        super().__init__(self.guard, ChainMap({"metrics": [], "extra_metrics": []}, config))
+        self.metric_transformer = CiliumMetricTransformer(self.guard, config)
+        self.legacy = legacy
+        if legacy:
+            # The bundled check's V1 mode: `cilium.prometheus.health`, tagged with the URL, while the
+            # metrics carry no `endpoint` tag (the configuration sets `tag_by_endpoint: false`).
+            self.SERVICE_CHECK_HEALTH = LEGACY_HEALTH
         self.sum_away = sum_away
         self.superseded = superseded or {}
         self.warned_about_contexts = False
@@ -54,6 +68,9 @@ class CiliumScraper(OpenMetricsScraper):
                 f"endpoint:{self.display_url}" if t == f"endpoint:{self.endpoint}" else t for t in self.static_tags
             )
             self.tags = self.static_tags
+        # The check's own metrics always say which component and URL they are about.
+        own = [f"{COMPONENT_TAG}:{component}", f"endpoint:{self.display_url}"] if component else []
+        self.own_tags = [*dict.fromkeys([*self.static_tags, *own])]
         self.limits = BodyLimits.from_config(config)
         self.warned_content_type = False
         self.started = time.monotonic()
@@ -115,7 +132,10 @@ class CiliumScraper(OpenMetricsScraper):
         """The endpoint's health service check; a message always starts with the URL it is about."""
         if status != ServiceCheck.OK and message and not message.startswith(self.display_url):
             message = f"{self.display_url}: {message}"
-        super().submit_health_check(status, **({"message": message} if message else {}))
+        if not self.enable_health_service_check:
+            return
+        tags = [f"endpoint:{self.display_url}", *self.static_tags] if self.legacy else self.static_tags
+        self.service_check(self.SERVICE_CHECK_HEALTH, status, tags=tags, **({"message": message} if message else {}))
 
     def body(self, response) -> BodyReader:
         """The lines of a response, read within this endpoint's limits."""
@@ -210,7 +230,7 @@ class CiliumScraper(OpenMetricsScraper):
             )
         else:
             self.report_health(ServiceCheck.OK)
-        self.agent_check.gauge(LINES_SKIPPED.name.removeprefix("cilium."), self.lines_skipped, tags=self.tags)
+        self.agent_check.gauge(LINES_SKIPPED.name.removeprefix("cilium."), self.lines_skipped, tags=self.own_tags)
 
     def cancel(self) -> None:
         """Stop a scrape in flight (from the Agent's thread) and let go of the connection."""
@@ -240,8 +260,8 @@ class CiliumScraper(OpenMetricsScraper):
         guard, check = self.guard, self.agent_check
         if not guard.seen and not guard.dropped:
             return
-        check.gauge(CONTEXTS.name.removeprefix("cilium."), len(guard.seen), tags=self.tags)
-        check.gauge(CONTEXTS_DROPPED.name.removeprefix("cilium."), guard.dropped, tags=self.tags)
+        check.gauge(CONTEXTS.name.removeprefix("cilium."), len(guard.seen), tags=self.own_tags)
+        check.gauge(CONTEXTS_DROPPED.name.removeprefix("cilium."), guard.dropped, tags=self.own_tags)
         if guard.dropped and not self.warned_about_contexts:
             self.warned_about_contexts = True
             check.warning(

@@ -31,7 +31,7 @@ def run(check, dd_run_check, times=2):
 @pytest.mark.parametrize("component", sorted(COMPONENT_OPTIONS))
 def test_every_mapped_metric_of_a_release(component, version, fixture_server, aggregator, datadog_agent, dd_run_check):
     url = fixture_server.url(component, version)
-    check = CiliumCheck("cilium", {}, [{COMPONENT_OPTIONS[component]: url, "tags": ["team:net"]}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, COMPONENT_OPTIONS[component]: url, "tags": ["team:net"]}])
     check.check_id = "test:123"
     run(check, dd_run_check)
 
@@ -65,7 +65,7 @@ def test_every_mapped_metric_of_a_release(component, version, fixture_server, ag
 
 
 def test_counters_flush_after_the_first_scrape(fixture_server, aggregator, dd_run_check):
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": fixture_server.url("agent")}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": fixture_server.url("agent")}])
     dd_run_check(check)
     first = aggregator.metrics("cilium.drop_count.count")
     assert first and not any(m.flush_first_value for m in first)
@@ -78,7 +78,7 @@ def test_counters_flush_after_the_first_scrape(fixture_server, aggregator, dd_ru
 
 def test_one_instance_scrapes_agent_and_operator(fixture_server, aggregator, datadog_agent, dd_run_check):
     agent, operator = fixture_server.url("agent"), fixture_server.url("operator")
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": agent, "operator_endpoint": operator}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": agent, "operator_endpoint": operator}])
     check.check_id = "test:both"
     dd_run_check(check)
     aggregator.assert_metric_has_tag("cilium.endpoint.state", "cilium_component:agent")
@@ -92,7 +92,7 @@ def test_one_instance_scrapes_agent_and_operator(fixture_server, aggregator, dat
 
 def test_no_reserved_tag_is_submitted(fixture_server, aggregator, dd_run_check):
     check = CiliumCheck(
-        "cilium", {}, [{"agent_endpoint": fixture_server.url("agent"), "operator_endpoint": fixture_server.url("operator")}]
+        "cilium", {}, [{"use_openmetrics": True, "agent_endpoint": fixture_server.url("agent"), "operator_endpoint": fixture_server.url("operator")}]
     )
     dd_run_check(check)
     for name in aggregator.metric_names:
@@ -107,7 +107,7 @@ def test_down_endpoint_is_critical_and_named_and_the_other_is_still_scraped(
 ):
     down = fixture_server.closed_url()
     operator = fixture_server.url("operator")
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": down, "operator_endpoint": operator}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": down, "operator_endpoint": operator}])
     with pytest.raises(Exception, match=f"{down}: connection refused \\(nothing listens on that port\\). `agent_endpoint` found no Cilium agent metrics"):
         dd_run_check(check)
     aggregator.assert_service_check(
@@ -124,7 +124,7 @@ def test_down_endpoint_is_critical_and_named_and_the_other_is_still_scraped(
 
 def test_http_error_is_critical_with_the_status(fixture_server, aggregator, dd_run_check):
     url = fixture_server.set_fault("/broken/metrics", "status", code=500)
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": url}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}])
     with pytest.raises(Exception, match=f"{url}.*500"):
         dd_run_check(check)
     aggregator.assert_service_check("cilium.openmetrics.health", ServiceCheck.CRITICAL, message=".*500.*")
@@ -153,7 +153,7 @@ def test_metrics_endpoint_that_serves_no_cilium_metrics(fixture_server, aggregat
 
 
 def test_gzip_is_requested_and_decoded(fixture_server, aggregator, dd_run_check):
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": fixture_server.url("agent")}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": fixture_server.url("agent")}])
     dd_run_check(check)
     headers = fixture_server.requests[-1].headers
     assert "gzip" in headers.get("Accept-Encoding", "")
@@ -168,7 +168,7 @@ def test_untyped_exposition_still_gets_the_table_types(fixture_server, aggregato
         'cilium_drop_count_total{reason="Policy denied",direction="INGRESS"} 12\n'
         'cilium_act_new_connections_total{zone="a"} 3\n',
     )
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": url}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}])
     dd_run_check(check)
     aggregator.assert_metric("cilium.drop_count.count", 12, metric_type=aggregator.MONOTONIC_COUNT)
     aggregator.assert_metric("cilium.act.new_connections", 3, metric_type=aggregator.GAUGE)
@@ -177,6 +177,7 @@ def test_untyped_exposition_still_gets_the_table_types(fixture_server, aggregato
 def test_standard_options_take_effect_on_the_scrape(fixture_server, aggregator, dd_run_check):
     url = fixture_server.url("agent")
     instance = {
+        "use_openmetrics": True,
         "agent_endpoint": url,
         "exclude_metrics": ["cilium_feature_.*", "cilium_endpoint_state"],
         "exclude_labels": ["direction"],
@@ -202,7 +203,7 @@ def test_telemetry_reports_the_payload_size_of_a_streamed_answer(fixture_server,
     # Cilium streams its answer without a Content-Length: the size is what the bounded reader read,
     # and the body is still parsed (the stock method would have read it all before the parser).
     url = fixture_server.url("operator")
-    instance = {"operator_endpoint": url, "telemetry": True, "extra_headers": {"Accept-Encoding": encoding}}
+    instance = {"use_openmetrics": True, "operator_endpoint": url, "telemetry": True, "extra_headers": {"Accept-Encoding": encoding}}
     check = CiliumCheck("cilium", {}, [instance])
     dd_run_check(check)
     from cilium_dev.fixtures.payloads import render

@@ -109,7 +109,7 @@ def test_unseen_current_cilium_is_fully_covered(fixture_server, tmp_path):
 
 
 def test_text_output_has_the_agent_check_sections(fixture_server, tmp_path):
-    conf = write_conf(tmp_path, {"agent_endpoint": fixture_server.url("agent")})
+    conf = write_conf(tmp_path, {"use_openmetrics": True, "agent_endpoint": fixture_server.url("agent")})
     result = cilium_check("check", "-c", str(conf))
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -125,7 +125,7 @@ def test_text_output_has_the_agent_check_sections(fixture_server, tmp_path):
 
 
 def test_check_rate_sends_counter_deltas(fixture_server, tmp_path):
-    conf = write_conf(tmp_path, {"agent_endpoint": fixture_server.url("agent")})
+    conf = write_conf(tmp_path, {"use_openmetrics": True, "agent_endpoint": fixture_server.url("agent")})
     result = cilium_check("check", "-c", str(conf), "--check-rate", "--pause", "50", "--json")
     (instance,) = json.loads(result.stdout)
     drops = [s for s in instance["aggregator"]["metrics"] if s["metric"] == "cilium.drop_count.count"]
@@ -136,7 +136,7 @@ def test_check_rate_sends_counter_deltas(fixture_server, tmp_path):
 
 def test_down_endpoint_in_the_output(fixture_server, tmp_path):
     down = fixture_server.closed_url()
-    conf = write_conf(tmp_path, {"agent_endpoint": down})
+    conf = write_conf(tmp_path, {"use_openmetrics": True, "agent_endpoint": down})
     result = cilium_check("check", "-c", str(conf))
     assert "[ERROR]" in result.stdout
     assert f"{down}: connection refused (nothing listens on that port). `agent_endpoint` found no" in result.stdout
@@ -191,7 +191,7 @@ def test_main_leaves_the_process_signal_handlers_alone(tmp_path):
 
 def test_log_level_is_accepted_before_and_after_the_subcommand(tmp_path, fixture_server):
     conf = tmp_path / "conf.yaml"
-    conf.write_text(yaml.safe_dump({"init_config": {}, "instances": [{"agent_endpoint": fixture_server.url("agent")}]}))
+    conf.write_text(yaml.safe_dump({"init_config": {}, "instances": [{"use_openmetrics": True, "agent_endpoint": fixture_server.url("agent")}]}))
     for args in (["--log-level", "info", "check", "-c", str(conf)], ["check", "-c", str(conf), "--log-level", "info"]):
         done = cilium_check(*args)
         assert done.returncode == 0, done.stderr

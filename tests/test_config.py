@@ -10,6 +10,7 @@ import pytest
 from datadog_checks.base.constants import ServiceCheck
 from datadog_checks.base.errors import ConfigurationError
 
+from cilium_check.components import AGENT as AGENT_COMPONENT
 from cilium_check.components import COMPONENTS
 from cilium_check.config import Settings, translate_legacy
 from cilium_check.tags import RESERVED_LABEL_RENAMES
@@ -27,7 +28,7 @@ def make(instance, init_config=None):
 
 def configs(check):
     """The scraper configuration each endpoint option gets once its URL answers."""
-    return [check.scraper_config(e.component, e.candidates[0]) for e in check.settings.endpoints]
+    return [check.scraper_config(e.component or AGENT_COMPONENT, e.candidates[0]) for e in check.settings.endpoints]
 
 
 def test_both_endpoints_give_one_scraper_each():
@@ -130,12 +131,36 @@ def test_user_metrics_are_merged_not_replacing_the_map(caplog):
     assert "`metrics` entries are added to the built-in mapping" in caplog.text
 
 
-def test_use_openmetrics_is_accepted_and_logged(caplog):
-    caplog.set_level(logging.DEBUG)
-    for value in (True, False):
-        check = make({"agent_endpoint": AGENT, "use_openmetrics": value})
-        assert "use_openmetrics" not in configs(check)[0]
-    assert "only has the OpenMetrics V2 mode" in caplog.text
+@pytest.mark.parametrize(
+    "instance, legacy",
+    [
+        # `use_openmetrics` decides when it is set, as in the bundled check.
+        ({"agent_endpoint": AGENT, "use_openmetrics": True}, False),
+        ({"agent_endpoint": AGENT, "use_openmetrics": False}, True),
+        ({"agent_endpoint": AGENT, "use_openmetrics": "false"}, True),
+        ({"hubble_endpoint": AGENT, "use_openmetrics": False}, True),
+        # Absent: an instance the bundled check could have run keeps its legacy names ...
+        ({"agent_endpoint": AGENT}, True),
+        ({"operator_endpoint": OPERATOR, "tags": ["a:b"], "timeout": 5}, True),
+        ({"agent_endpoint": AGENT, "labels_mapper": {"a": "b"}, "send_monotonic_counter": True}, True),
+        # ... and one written for this check gets the current ones.
+        ({"agent_endpoint": AGENT, "operator_endpoint": OPERATOR}, False),
+        ({"agent_endpoint": [AGENT]}, False),
+        ({"metrics_endpoint": AGENT}, False),
+        ({"agent_endpoint": AGENT, "hubble_endpoint": "http://127.0.0.1:9965/metrics"}, False),
+        ({"agent_endpoint": AGENT, "max_contexts": 500}, False),
+        ({"agent_endpoint": AGENT, "fast_path": True}, False),
+    ],
+)
+def test_the_mode_follows_use_openmetrics_then_the_shape_of_the_instance(instance, legacy, caplog):
+    caplog.set_level(logging.INFO)
+    check = make(instance)
+    assert check.settings.legacy is legacy
+    assert "use_openmetrics" not in configs(check)[0]
+    notice = "legacy mode: the names and types of the bundled check's OpenMetrics V1 mode"
+    assert (notice in caplog.text) is legacy
+    if legacy:
+        assert "set `use_openmetrics: true` in the instance for the current names" in caplog.text
 
 
 def test_unknown_option_warns_with_suggestion():
@@ -193,6 +218,7 @@ def test_legacy_v1_options_are_translated():
         "send_monotonic_counter": True,
     }
     check = make(raw)
+    assert check.settings.legacy  # `use_openmetrics` absent, one bundled-style endpoint
     options = check.settings.scraper_options
     assert options["collect_histogram_buckets"] is False
     assert options["rename_labels"] == {"a": "b"}
@@ -200,13 +226,21 @@ def test_legacy_v1_options_are_translated():
     assert options["timeout"] == 4
     assert options["exclude_metrics"] == ["(?s:cilium_feature_.*)\\Z"]
     assert options["auth_token"]["reader"]["path"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
-    assert "send_monotonic_counter" not in options
+    assert options["send_monotonic_counter"] is True  # a V1 option that legacy mode applies
+    assert options["tag_by_endpoint"] is False  # V1 tags only its health check with the URL
     assert check.warnings == []
     # The base class and the models see the V2 names too.
     assert check.config.timeout == 4
     assert check.config.enable_health_service_check is False
     _, notes = translate_legacy(raw)
     assert "`labels_mapper` is the legacy name of `rename_labels`; its value is used for `rename_labels`" in notes
+
+
+def test_v1_submission_options_have_no_effect_with_the_current_names(caplog):
+    caplog.set_level(logging.DEBUG)
+    check = make({"agent_endpoint": AGENT, "use_openmetrics": True, "send_monotonic_counter": False})
+    assert "send_monotonic_counter" not in check.settings.scraper_options
+    assert "`send_monotonic_counter` is an option of legacy mode; it has no effect" in caplog.text
 
 
 def test_settings_take_the_component_budgets_from_the_registry():
@@ -227,7 +261,7 @@ def test_metric_limit_is_unlimited_literal():
 def test_https_on_a_plain_http_port_says_use_http(aggregator, caplog, fixture_server):
     caplog.set_level(logging.DEBUG)
     url = fixture_server.url("agent").replace("http://", "https://")
-    check = make({"agent_endpoint": url})
+    check = make({"use_openmetrics": True, "agent_endpoint": url})
     errors = [check.run() for _ in range(4)]
     assert "the endpoint answers in plain HTTP, not TLS: use an http:// URL" in errors[0]
     assert "tls_cert" not in errors[0] and "client certificate" not in errors[0]

@@ -17,7 +17,7 @@ def paths_requested(server, url):
 def test_first_answering_candidate_is_used_and_remembered(fixture_server, aggregator, dd_run_check):
     closed = [fixture_server.closed_url(), fixture_server.closed_url()]
     agent = fixture_server.url("agent", "1.18")
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": [*closed, agent]}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": [*closed, agent]}])
     before = paths_requested(fixture_server, agent)
     for _ in range(3):
         dd_run_check(check)
@@ -32,7 +32,7 @@ def test_first_answering_candidate_is_used_and_remembered(fixture_server, aggreg
 
 def test_closed_candidates_give_one_error_naming_them_all(fixture_server, aggregator, dd_run_check):
     closed = [fixture_server.closed_url() for _ in range(3)]
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": closed}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": closed}])
     with pytest.raises(Exception) as error:
         dd_run_check(check)
     message = str(error.value)
@@ -52,7 +52,7 @@ def test_a_moved_component_is_found_again(fixture_server, aggregator, dd_run_che
     from cilium_dev.fixtures.payloads import render
 
     fixture_server.set_payload("/moved/a/metrics", render("operator", "1.20"))
-    check = CiliumCheck("cilium", {}, [{"operator_endpoint": [first, second]}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "operator_endpoint": [first, second]}])
     dd_run_check(check)
     aggregator.assert_metric_has_tag("cilium.operator.process.resident_memory.bytes", f"endpoint:{first}")
     fixture_server.set_fault("/moved/a/metrics", "status", code=503)
@@ -67,7 +67,7 @@ def test_a_moved_component_is_found_again(fixture_server, aggregator, dd_run_che
 def test_a_failing_endpoint_is_reported_at_the_first_run_then_every_tenth(fixture_server, aggregator, caplog):
     caplog.set_level(logging.ERROR)
     closed = fixture_server.closed_url()
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": closed}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": closed}])
     errors = []
     runs = 2 * REPORT_EVERY + 5
     for _ in range(runs):
@@ -81,7 +81,7 @@ def test_a_failing_endpoint_is_reported_at_the_first_run_then_every_tenth(fixtur
 
 def test_a_url_serving_another_component_is_rejected(fixture_server, aggregator, dd_run_check):
     operator = fixture_server.url("operator")
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": operator}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": operator}])
     with pytest.raises(Exception, match=f"{operator}: serves the Cilium operator, not the agent"):
         dd_run_check(check)
     assert not aggregator.metric_names
@@ -106,7 +106,7 @@ def test_hubble_beside_an_agent_is_scraped(fixture_server, aggregator, dd_run_ch
 
 def test_optional_component_absent_is_not_an_error(fixture_server, aggregator, dd_run_check):
     closed = [fixture_server.closed_url(), fixture_server.closed_url()]
-    instance = {"agent_endpoint": fixture_server.url("agent"), "hubble_endpoint": closed, "optional_components": ["hubble"]}
+    instance = {"use_openmetrics": True, "agent_endpoint": fixture_server.url("agent"), "hubble_endpoint": closed, "optional_components": ["hubble"]}
     check = CiliumCheck("cilium", {}, [instance])
     dd_run_check(check)
     dd_run_check(check)

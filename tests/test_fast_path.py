@@ -27,7 +27,7 @@ BROKEN = GOOD.replace(
 def test_a_malformed_line_costs_that_line_only(fixture_server, aggregator, dd_run_check, caplog):
     caplog.set_level(logging.WARNING)
     url = fixture_server.set_payload("/broken-line/metrics", BROKEN + "this is not a sample\n")
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": url}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}])
     dd_run_check(check)
     tags = ["cilium_component:agent", f"endpoint:{url}"]
     aggregator.assert_metric("cilium.drop_count.count", 10, tags=["direction:INGRESS", "reason:Policy denied", *tags])
@@ -43,7 +43,7 @@ def test_a_malformed_line_costs_that_line_only(fixture_server, aggregator, dd_ru
 
 def test_the_stock_parser_loses_the_scrape_on_the_same_line(fixture_server, aggregator, dd_run_check):
     url = fixture_server.set_payload("/broken-line-stock/metrics", BROKEN)
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": url, "fast_path": False}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url, "fast_path": False}])
     with pytest.raises(Exception):
         dd_run_check(check)
     aggregator.assert_metric("cilium.unreachable.nodes", count=0)
@@ -51,7 +51,7 @@ def test_the_stock_parser_loses_the_scrape_on_the_same_line(fixture_server, aggr
 
 def test_a_clean_payload_after_a_broken_one_is_ok_again(fixture_server, aggregator, dd_run_check):
     url = fixture_server.set_payload("/flaky-line/metrics", BROKEN)
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": url}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}])
     dd_run_check(check)
     fixture_server.set_payload("/flaky-line/metrics", GOOD)
     aggregator.reset()
@@ -71,7 +71,7 @@ def test_the_cache_forgets_series_that_disappear(fixture_server, dd_run_check):
         "# TYPE cilium_unreachable_nodes gauge\ncilium_unreachable_nodes 3\n"
     )
     url = fixture_server.set_payload("/shrinking/metrics", many)
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": url}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}])
     dd_run_check(check)
     assert scraper_of(check).cache_stats()["entries"] == 53
     fixture_server.set_payload("/shrinking/metrics", GOOD)
@@ -83,7 +83,7 @@ def test_the_cache_forgets_series_that_disappear(fixture_server, dd_run_check):
 
 def test_changed_tags_are_not_served_from_the_cache(fixture_server, aggregator, dd_run_check):
     url = fixture_server.set_payload("/retag/metrics", GOOD)
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": url}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}])
     dd_run_check(check)
     check.set_dynamic_tags("pod_name:cilium-abcde")
     aggregator.reset()
@@ -94,7 +94,7 @@ def test_changed_tags_are_not_served_from_the_cache(fixture_server, aggregator, 
 def test_options_it_does_not_implement_use_the_stock_parser_and_say_so(fixture_server, aggregator, dd_run_check, caplog):
     caplog.set_level(logging.INFO)
     url = fixture_server.set_payload("/telemetry/metrics", GOOD)
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": url, "telemetry": True}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url, "telemetry": True}])
     dd_run_check(check)
     assert "does not implement `telemetry`; using the stock OpenMetrics parser" in caplog.text
     aggregator.assert_metric("cilium.unreachable.nodes", 3)
@@ -109,7 +109,7 @@ def test_openmetrics_payloads_use_the_stock_parser_and_say_so(fixture_server, ag
     url = fixture_server.set_payload(
         "/openmetrics/metrics", text, content_type="application/openmetrics-text; version=1.0.0; charset=utf-8"
     )
-    check = CiliumCheck("cilium", {}, [{"agent_endpoint": url}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}])
     dd_run_check(check)
     assert "serves OpenMetrics: using the stock parser" in caplog.text
     aggregator.assert_metric("cilium.drop_count.count", 10)
@@ -118,8 +118,8 @@ def test_openmetrics_payloads_use_the_stock_parser_and_say_so(fixture_server, ag
 
 def test_fast_path_is_the_default_and_can_be_turned_off(fixture_server, dd_run_check):
     url = fixture_server.set_payload("/which/metrics", GOOD)
-    fast = CiliumCheck("cilium", {}, [{"agent_endpoint": url}])
-    stock = CiliumCheck("cilium", {}, [{"agent_endpoint": url, "fast_path": False}])
+    fast = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}])
+    stock = CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url, "fast_path": False}])
     dd_run_check(fast)
     dd_run_check(stock)
     assert type(scraper_of(fast)) is FastScraper
@@ -128,6 +128,6 @@ def test_fast_path_is_the_default_and_can_be_turned_off(fixture_server, dd_run_c
 
 def test_a_tab_after_a_bare_name_is_read_as_prometheus_reads_it(fixture_server, aggregator, dd_run_check):
     url = fixture_server.set_payload("/tabbed/metrics", "# TYPE cilium_unreachable_nodes gauge\ncilium_unreachable_nodes\t4\n")
-    dd_run_check(CiliumCheck("cilium", {}, [{"agent_endpoint": url}]))
+    dd_run_check(CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}]))
     aggregator.assert_metric("cilium.unreachable.nodes", 4)
     aggregator.assert_metric("cilium.check.lines_skipped", 0)

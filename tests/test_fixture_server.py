@@ -209,6 +209,7 @@ def test_label_values_needing_escapes_round_trip():
         until=None,
         labels=(Label("msg"),),
         bundled_name="",
+        legacy_name="",
         description='Errors of the "ACT" collector \\ per message',
     )
     text = render("agent", CURRENT, rows=[row])
@@ -220,7 +221,7 @@ def test_label_values_needing_escapes_round_trip():
 
 def test_bpf_map_pressure_is_a_ratio():
     row = MetricRow("agent", "cilium_bpf_map_pressure", "gauge", "bpf.map_pressure", "fraction", "", -1, (1, 10), None,
-                    (Label("map_name"),), "", "Map pressure")
+                    (Label("map_name"),), "", "", "Map pressure")
     for version in FIXTURE_VERSIONS:
         (family,) = text_string_to_metric_families(render("agent", version, rows=[row]))
         assert family.samples and all(0 <= sample.value <= 1 for sample in family.samples)
@@ -274,7 +275,7 @@ def test_custom_payload(srv):
 
 def test_server_renders_given_rows():
     row = MetricRow("hubble", "hubble_lost_events_total", "counter", "hubble.lost_events", "event", "", -1, (1, 14),
-                    None, (Label("source"),), "", "Lost events")
+                    None, (Label("source"),), "", "", "Lost events")
     with FixtureServer(rows=[row]) as server:
         families = parse(requests.get(server.url("hubble", "1.16"), timeout=5).text)
     assert {sample.labels["source"] for sample in families["hubble_lost_events"].samples} >= {"hubble_ring_buffer"}

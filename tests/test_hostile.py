@@ -88,7 +88,7 @@ def stream_server():
 
 
 def make_check(url: str, **options) -> CiliumCheck:
-    return CiliumCheck("cilium", {}, [{"agent_endpoint": url, **options}])
+    return CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url, **options}])
 
 
 def run_small(check: CiliumCheck):
@@ -603,7 +603,7 @@ def run_generated(fixture_server, data, component: str, seed: int, runs: int = 2
         oracle.add_garbage(line)
 
     url = fixture_server.set_payload("/hostile/generated/metrics", body)
-    check = CiliumCheck("cilium", {}, [{COMPONENT_OPTION[component]: url}])
+    check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, COMPONENT_OPTION[component]: url}])
     outcomes = []
     for run in range(1, runs + 1):
         stub_aggregator.reset()

@@ -172,12 +172,13 @@ def test_manifest_declares_the_assets():
 
 def test_bad_table_rows_are_reported_with_their_line():
     header = ",".join(
-        "component wire_name type datadog_name unit per_unit orientation since until labels bundled_name description".split()
+        "component wire_name type datadog_name unit per_unit orientation since until labels bundled_name legacy_name"
+        " description".split()
     )
     with pytest.raises(MappingError, match=r"metrics.csv:2: type 'counterr'"):
-        read_table([header, "agent,x,counterr,x,,,0,1.1,,,,d"])
+        read_table([header, "agent,x,counterr,x,,,0,1.1,,,,,d"])
     with pytest.raises(MappingError, match=r"metrics.csv:2: not a Cilium release: 'one'"):
-        read_table([header, "agent,x,gauge,x,,,0,one,,,,d"])
+        read_table([header, "agent,x,gauge,x,,,0,one,,,,,d"])
     assert parse_version("v1.16.3") == (1, 16)
 
 

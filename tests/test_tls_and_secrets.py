@@ -168,7 +168,7 @@ def assert_tls_error(aggregator, error: str, url: str, *causes: str) -> str:
 def test_https_with_the_ca_that_signed_the_server(https_server, tls_material, aggregator, dd_run_check):
     url = https_server.url("agent")
     check = CiliumCheck(
-        "cilium", {}, [{"agent_endpoint": url, "tls_verify": True, "tls_ca_cert": str(tls_material.ca_cert)}]
+        "cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url, "tls_verify": True, "tls_ca_cert": str(tls_material.ca_cert)}]
     )
     before = https_server.scrapes("agent")
     dd_run_check(check)
@@ -185,7 +185,7 @@ def test_https_with_the_ca_that_signed_the_server(https_server, tls_material, ag
 @pytest.mark.parametrize("trust", ["wrong_ca", "system_trust_store"])
 def test_a_certificate_the_check_does_not_trust_is_a_critical_tls_error(trust, https_server, tls_material, aggregator):
     url = https_server.url("agent")
-    instance = {"agent_endpoint": url, "tls_verify": True}
+    instance = {"use_openmetrics": True, "agent_endpoint": url, "tls_verify": True}
     if trust == "wrong_ca":
         instance["tls_ca_cert"] = str(tls_material.wrong_ca_cert)
     check = CiliumCheck("cilium", {}, [instance])
@@ -201,7 +201,7 @@ def test_tls_verify_false_scrapes_whatever_the_certificate(https_server, aggrega
     # Note: datadog-checks-base verifies whenever `tls_ca_cert` is set, even with `tls_verify: false`
     # (RequestsWrapper sets `verify` to the CA path first), so this instance sets no CA.
     url = https_server.url("agent")
-    instance = {"agent_endpoint": url, "tls_verify": False}
+    instance = {"use_openmetrics": True, "agent_endpoint": url, "tls_verify": False}
     check = CiliumCheck("cilium", {}, [instance])
     dd_run_check(check)
     aggregator.assert_metric("cilium.endpoint.state", at_least=1)
@@ -212,7 +212,7 @@ def test_tls_verify_false_scrapes_whatever_the_certificate(https_server, aggrega
 def test_mtls_without_a_client_certificate_is_a_critical_tls_error(component, mtls_server, tls_material, aggregator):
     url = mtls_server.url(component)
     check = CiliumCheck(
-        "cilium", {}, [{f"{component}_endpoint": url, "tls_verify": True, "tls_ca_cert": str(tls_material.ca_cert)}]
+        "cilium", {}, [{"use_openmetrics": True, f"{component}_endpoint": url, "tls_verify": True, "tls_ca_cert": str(tls_material.ca_cert)}]
     )
     assert_tls_error(aggregator, run_error(check), url)
     run_error(check)  # a later failing run may not raise, but sends CRITICAL again
@@ -225,6 +225,7 @@ def test_mtls_without_a_client_certificate_is_a_critical_tls_error(component, mt
 def test_mtls_with_a_client_certificate(component, key, mtls_server, tls_material, aggregator, dd_run_check):
     url = mtls_server.url(component)
     instance = {
+        "use_openmetrics": True,
         f"{component}_endpoint": url,
         "tls_verify": True,
         "tls_ca_cert": str(tls_material.ca_cert),
@@ -252,6 +253,7 @@ def test_mtls_with_a_client_certificate(component, key, mtls_server, tls_materia
 def token_instance(style: str, url: str, token_file: Path) -> dict:
     if style == "auth_token":
         return {
+            "use_openmetrics": True,
             "agent_endpoint": url,
             "auth_token": {
                 "reader": {"type": "file", "path": str(token_file)},
@@ -259,7 +261,7 @@ def token_instance(style: str, url: str, token_file: Path) -> dict:
             },
         }
     # The bundled check's legacy options, as its Kubernetes examples set them.
-    return {"agent_endpoint": url, "bearer_token_auth": True, "bearer_token_path": str(token_file)}
+    return {"use_openmetrics": True, "agent_endpoint": url, "bearer_token_auth": True, "bearer_token_path": str(token_file)}
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def test_a_renamed_family_keeps_its_datadog_name(component, old, new, fixture_se
     for version, row in ((before, old), (after, new)):
         aggregator.reset()
         url = fixture_server.url(component, version)
-        dd_run_check(CiliumCheck("cilium", {}, [{BY_NAME[component].option: url}]))
+        dd_run_check(CiliumCheck("cilium", {}, [{"use_openmetrics": True, BY_NAME[component].option: url}]))
         submitted = {s.name for s in row.submissions()}
         assert submitted <= set(aggregator.metric_names), f"Cilium {version} ({row.wire_name})"
         names.append(submitted)
@@ -45,7 +45,7 @@ def test_renames_the_issue_names_are_covered():
 def test_the_release_that_exposes_both_names_counts_once(fixture_server, aggregator, dd_run_check):
     """Cilium 1.17 exposes node_connectivity_status and its successor: only the successor is sent."""
     url = fixture_server.url("agent", "1.17")
-    dd_run_check(CiliumCheck("cilium", {}, [{"agent_endpoint": url}]))
+    dd_run_check(CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}]))
     statuses = aggregator.metrics("cilium.node_health.connectivity.status")
     assert statuses
     assert not [m for m in statuses if any(t.startswith("target_node_name:") for t in m.tags)]
@@ -54,6 +54,6 @@ def test_the_release_that_exposes_both_names_counts_once(fixture_server, aggrega
 
 def test_an_old_release_alone_still_sends_the_old_family(fixture_server, aggregator, dd_run_check):
     url = fixture_server.url("agent", "1.16")
-    dd_run_check(CiliumCheck("cilium", {}, [{"agent_endpoint": url}]))
+    dd_run_check(CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}]))
     statuses = aggregator.metrics("cilium.node_health.connectivity.status")
     assert statuses and all(any(t.startswith("target_node_name:") for t in m.tags) for m in statuses)

@@ -31,6 +31,7 @@ from prometheus_client.samples import Sample
 
 from ..scraper import CiliumScraper
 from ..body import TOO_LONG, Truncated
+from ..legacy import LEGACY_OF_NATIVE, UNBOUNDED, V1_OPTIONS, v1_number_tags
 
 GAUGE = agent_aggregator.GAUGE
 MONOTONIC_COUNT = agent_aggregator.MONOTONIC_COUNT
@@ -340,14 +341,23 @@ class FastScraper(CiliumScraper):
             kind = spec.get("type", DEFAULT_METRIC_TYPE)
             if kind in (DEFAULT_METRIC_TYPE, "native_dynamic"):
                 kind = metric_type if metric_type in NATIVE_TYPES else ""
+            elif kind == "legacy_native_dynamic":
+                kind = LEGACY_OF_NATIVE.get(metric_type, "")
             options = self.metric_transformer.global_options
             simple_histogram = not options["histogram_buckets_as_distributions"] and not options[
                 "non_cumulative_histogram_buckets"
             ]
+            # V1's own submission options at other values than their defaults go to the stock transformer.
+            simple_legacy = self.metric_transformer.v1_options == V1_OPTIONS
             custom = "__transformer__" in spec or set(spec) - {"name", "type"}
             if not kind:
                 fam.route = SKIP
-            elif not custom and (kind in ("gauge", "counter", "summary") or (kind == "histogram" and simple_histogram)):
+            elif not custom and (
+                kind in ("gauge", "counter", "summary")
+                or (kind == "histogram" and simple_histogram)
+                or (kind in ("legacy_counter", "legacy_summary") and simple_legacy)
+                or (kind == "legacy_histogram" and simple_histogram and simple_legacy)
+            ):
                 fam.route = SIMPLE
             else:
                 fam.route = STOCK
@@ -493,33 +503,48 @@ class FastScraper(CiliumScraper):
                 hostname = self.hostname_formatter(hostname)
 
         base, kind = fam.dd_name, fam.kind
-        subs: list[tuple[int, str, bool]] = []  # (mtype, name without namespace, monotonic)
+        buckets = self.metric_transformer.global_options["collect_histogram_buckets"]
+        subs: list[tuple[int, str, bool, list[str]]] = []  # (mtype, name without namespace, monotonic, tags)
         if kind == "gauge":
-            subs.append((GAUGE, base, False))
+            subs.append((GAUGE, base, False, tags))
         elif kind == "counter":
-            subs.append((MONOTONIC_COUNT, f"{base}.count", True))
+            subs.append((MONOTONIC_COUNT, f"{base}.count", True, tags))
         elif kind == "histogram":
             if sample_name.endswith("_sum"):
-                subs.append((MONOTONIC_COUNT, f"{base}.sum", True))
+                subs.append((MONOTONIC_COUNT, f"{base}.sum", True, tags))
             elif sample_name.endswith("_count"):
-                subs.append((MONOTONIC_COUNT, f"{base}.count", True))
-            elif (
-                self.metric_transformer.global_options["collect_histogram_buckets"]
-                and sample_name.endswith("_bucket")
-                and not labels["upper_bound"].endswith("inf")
-            ):
-                subs.append((MONOTONIC_COUNT, f"{base}.bucket", True))
+                subs.append((MONOTONIC_COUNT, f"{base}.count", True, tags))
+            elif buckets and sample_name.endswith("_bucket") and not labels["upper_bound"].endswith("inf"):
+                subs.append((MONOTONIC_COUNT, f"{base}.bucket", True, tags))
         elif kind == "summary":
             if sample_name.endswith("_sum"):
-                subs.append((MONOTONIC_COUNT, f"{base}.sum", True))
+                subs.append((MONOTONIC_COUNT, f"{base}.sum", True, tags))
             elif sample_name.endswith("_count"):
-                subs.append((MONOTONIC_COUNT, f"{base}.count", True))
+                subs.append((MONOTONIC_COUNT, f"{base}.count", True, tags))
             elif sample_name == fam.name:
-                subs.append((GAUGE, f"{base}.quantile", False))
+                subs.append((GAUGE, f"{base}.quantile", False, tags))
+        # Legacy mode: what `cilium_check.legacy`'s transformers submit, sample by sample.
+        elif kind == "legacy_counter":
+            subs.append((MONOTONIC_COUNT, base, True, tags))
+        elif kind == "legacy_histogram":
+            if sample_name.endswith("_sum"):
+                subs.append((GAUGE, f"{base}.sum", False, tags))
+            elif sample_name.endswith("_count"):
+                subs.append((GAUGE, f"{base}.count", False, [*tags, UNBOUNDED] if buckets else tags))
+            elif buckets and sample_name.endswith("_bucket") and not labels.get("upper_bound", "inf").endswith("inf"):
+                bound = self.metric_transformer.global_options["histogram_bound_tag_prefixes"][0]
+                subs.append((GAUGE, f"{base}.count", False, v1_number_tags(tags, bound)))
+        elif kind == "legacy_summary":
+            if sample_name.endswith("_sum"):
+                subs.append((GAUGE, f"{base}.sum", False, tags))
+            elif sample_name.endswith("_count"):
+                subs.append((GAUGE, f"{base}.count", False, tags))
+            elif "quantile" in labels:
+                subs.append((GAUGE, f"{base}.quantile", False, v1_number_tags(tags, "quantile:")))
 
         check = self.agent_check
         result = []
-        for mtype, name, mono in subs:
+        for mtype, name, mono, tags in subs:
             full_name = check._format_namespace(name)
             normalized = check._normalize_tags_type(list(tags), None, full_name)
             # The context guard's key for this submission; its hash stands in for it in the

@@ -10,13 +10,22 @@ from pydantic import ValidationError
 
 from cilium_check.body import BodyLimits
 from cilium_check.components import AGENT, BY_NAME, HUBBLE, Component
-from cilium_check.config import BASE_OPTIONS, LEGACY_OPTIONS, Settings, did_you_mean, explain, translate_legacy
+from cilium_check.config import (
+    BASE_OPTIONS,
+    LEGACY_OPTIONS,
+    LEGACY_SWITCH,
+    Settings,
+    did_you_mean,
+    explain,
+    legacy_mode,
+    translate_legacy,
+)
 from cilium_check.endpoints import Endpoint, describe, redact
 from cilium_check.fast.scraper import FastScraper
 from cilium_check.mapping import load_table
 from cilium_check.openmetrics_map import component_metrics, superseded_families
 from cilium_check.probe import Prober
-from cilium_check.scraper import CiliumScraper
+from cilium_check.scraper import LEGACY_HEALTH, CiliumScraper
 from cilium_check.secrets import protect_logs, secrets_of
 from cilium_check.tags import COMPONENT_TAG, RESERVED_LABEL_RENAMES
 from cilium_check.versions import component_version
@@ -27,6 +36,11 @@ from datadog_checks.base.errors import ConfigurationError
 from .config_models import ConfigMixin
 
 # The section each generated model validates, and how an error about it starts.
+LEGACY_NOTICE = (
+    "legacy mode: the names and types of the bundled check's OpenMetrics V1 mode (`use_openmetrics` is "
+    f"false or absent), with `cilium.prometheus.health`; {LEGACY_SWITCH}"
+)
+
 SECTIONS = {"InstanceConfig": "instances", "SharedConfig": "init_config"}
 LABELS = {"instances": "cilium instance configuration", "init_config": "cilium shared configuration (init_config)"}
 
@@ -58,9 +72,12 @@ class CiliumCheck(OpenMetricsBaseCheckV2, ConfigMixin):
         # Validated now rather than at the first run, so that the Agent reports a configuration
         # that cannot work as a loader error, before it schedules anything.
         self.load_configuration_models()
-        self.settings = Settings.from_config(self.config, self.instance, notes)
-        for note in notes:
+        self.settings = Settings.from_config(self.config, self.instance, notes, legacy=legacy_mode(raw))
+        for note in self.settings.notes:
             self.log.debug(note)
+        if self.settings.legacy:
+            self.log.info("%s", LEGACY_NOTICE)
+        self.mode_reported = False
         # Scrapers are created as endpoints are found, not up front: see `check`.
         self.scraper_configs = []
         self.prober: Prober | None = None
@@ -103,11 +120,13 @@ class CiliumCheck(OpenMetricsBaseCheckV2, ConfigMixin):
     def scraper_config(self, component: Component, url: str) -> Mapping[str, Any]:
         """The V2 scraper configuration of one component: the shared options plus its mapping."""
         options = self.settings.scraper_options
+        # Legacy mode tags metrics as the bundled check's V1 mode did: labels and instance tags only.
+        own_tags = [] if self.settings.legacy else [f"{COMPONENT_TAG}:{component.name}"]
         config = {
             **options,
             "openmetrics_endpoint": url,
-            "metrics": [component_metrics(component.name)],
-            "tags": [*options.get("tags", []), f"{COMPONENT_TAG}:{component.name}"],
+            "metrics": [component_metrics(component.name, self.settings.legacy)],
+            "tags": [*options.get("tags", []), *own_tags],
         }
         return self.get_config_with_defaults(config)
 
@@ -117,9 +136,11 @@ class CiliumCheck(OpenMetricsBaseCheckV2, ConfigMixin):
         return scraper_class(
             self,
             config,
+            component=component.name,
             max_contexts=self.settings.max_contexts.get(component.name, 0),
             sum_away=sum_away,
             superseded=superseded_families(component.name),
+            legacy=self.settings.legacy,
         )
 
     # -- a run ---------------------------------------------------------------------------------
@@ -140,6 +161,10 @@ class CiliumCheck(OpenMetricsBaseCheckV2, ConfigMixin):
 
     def check(self, _):
         """Find and scrape every configured component; one that fails does not stop the others."""
+        if self.settings.legacy and not self.mode_reported:
+            # Shown by `agent check` and `agent status` with the version metadata.
+            self.set_metadata("collection_mode", LEGACY_NOTICE)
+            self.mode_reported = True
         failures: list[str] = []
         taken: set[str] = set()
         timeout = BodyLimits.from_config(self.settings.scraper_options).timeout
@@ -190,10 +215,14 @@ class CiliumCheck(OpenMetricsBaseCheckV2, ConfigMixin):
         options = self.settings.scraper_options
         if send_health and options.get("enable_health_service_check", True):
             name = endpoint.component.name if endpoint.component else "unknown"
-            tags = [*options.get("tags", []), f"{COMPONENT_TAG}:{name}"]
-            if options.get("tag_by_endpoint", True):
-                tags.append(f"endpoint:{endpoint.health_url}")
-            self.service_check("openmetrics.health", ServiceCheck.CRITICAL, tags=tags, message=message)
+            if self.settings.legacy:
+                tags = [f"endpoint:{endpoint.health_url}", *options.get("tags", [])]
+                self.service_check(LEGACY_HEALTH, ServiceCheck.CRITICAL, tags=tags, message=message)
+            else:
+                tags = [*options.get("tags", []), f"{COMPONENT_TAG}:{name}"]
+                if options.get("tag_by_endpoint", True):
+                    tags.append(f"endpoint:{endpoint.health_url}")
+                self.service_check("openmetrics.health", ServiceCheck.CRITICAL, tags=tags, message=message)
         if endpoint.should_report():
             self.log.error("%s", message)
             failures.append(message)
