@@ -40,15 +40,35 @@ def _rank(row: MetricRow) -> tuple:
     return (row.until is None, row.until or (0, 0), row.since)
 
 
-def metadata_submissions(rows: Iterable[MetricRow] | None = None) -> dict[str, Submission]:
-    """Every metric the check can submit, by name, with its metadata."""
+def _by_name(rows: Iterable[MetricRow], submissions) -> dict[str, Submission]:
     chosen: dict[str, tuple[tuple, Submission]] = {}
-    for row in rows if rows is not None else load_table():
-        for submission in row.submissions():
+    for row in rows:
+        for submission in submissions(row):
             current = chosen.get(submission.name)
             if current is None or _rank(row) > current[0]:
                 chosen[submission.name] = (_rank(row), submission)
-    result = {name: submission for name, (_, submission) in chosen.items()}
+    return {name: submission for name, (_, submission) in chosen.items()}
+
+
+def legacy_type_conflicts(rows: Iterable[MetricRow] | None = None) -> dict[str, tuple[str, str]]:
+    """`{name: (type in metadata.csv, type in legacy mode)}` for the names both modes submit with
+    other types: a histogram's `.sum` and `.count`, counts in the current mode and gauges in
+    legacy mode, as the bundled check sends them. metadata.csv records the current mode's."""
+    rows = tuple(rows if rows is not None else load_table())
+    current = _by_name(rows, MetricRow.submissions)
+    legacy = _by_name(rows, MetricRow.legacy_submissions)
+    return {
+        name: (current[name].metadata_type, submission.metadata_type)
+        for name, submission in sorted(legacy.items())
+        if name in current and current[name].metadata_type != submission.metadata_type
+    }
+
+
+def metadata_submissions(rows: Iterable[MetricRow] | None = None) -> dict[str, Submission]:
+    """Every metric the check can submit, in either mode, by name, with its metadata."""
+    rows = tuple(rows if rows is not None else load_table())
+    # A name both modes submit is described by the current mode.
+    result = {**_by_name(rows, MetricRow.legacy_submissions), **_by_name(rows, MetricRow.submissions)}
     for submission in SELF_METRICS:
         result[submission.name] = submission
     return dict(sorted(result.items()))
@@ -70,10 +90,11 @@ def _releases(row: MetricRow) -> str:
     return f"{since} to {format_version(row.until)}" if row.until else f"{since}+"
 
 
-def _submitted(row: MetricRow) -> str:
+def _submitted(row: MetricRow, legacy: bool = False) -> str:
     if row.type == "metadata":
         return "version metadata"
-    return "<br>".join(f"`{s.name}` ({s.metadata_type})" for s in row.submissions())
+    submissions = row.legacy_submissions() if legacy else row.submissions()
+    return "<br>".join(f"`{s.name}` ({s.metadata_type})" for s in submissions)
 
 
 def render_metrics_doc() -> str:
@@ -84,18 +105,25 @@ def render_metrics_doc() -> str:
         "",
         "Generated from `cilium_check/metrics.csv` by `make generate`; do not edit by hand.",
         "Each Cilium family, the Datadog metrics it is submitted as, and the Cilium releases that expose it.",
-        "Histograms are shown with the default settings (`.bucket`, `.sum`, `.count`).",
+        "Histograms are shown with the default settings (`.bucket`, `.sum`, `.count`). The last but one column is",
+        "what legacy mode (`use_openmetrics: false`, the bundled check's OpenMetrics V1 names) submits instead.",
         "",
     ]
     for component in COMPONENTS:
         selected = [row for row in rows if row.component == component.name]
         if not selected:
             continue
-        lines += [f"## {component.name}", "", "| Cilium family | Datadog metric | Cilium | Labels | Description |", "|---|---|---|---|---|"]
+        lines += [
+            f"## {component.name}",
+            "",
+            "| Cilium family | Datadog metric | Cilium | Labels | Legacy mode | Description |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in selected:
             labels = " ".join(label.name for label in row.labels)
             lines.append(
-                f"| `{row.wire_name}` | {_submitted(row)} | {_releases(row)} | {labels} | {row.description} |"
+                f"| `{row.wire_name}` | {_submitted(row)} | {_releases(row)} | {labels} "
+                f"| {_submitted(row, legacy=True)} | {row.description} |"
             )
         lines.append("")
     lines += ["## check self-metrics", "", "| Datadog metric | Type | Description |", "|---|---|---|"]
@@ -108,8 +136,20 @@ def render_deviations() -> str:
     lines = ["| Cilium family | Bundled check sends | This check sends |", "|---|---|---|"]
     for row in load_table():
         if row.bundled_name:
+            # `bundled_name` is the bundled check's base name: its V2 mode adds the type's suffixes.
             ours = ", ".join(f"`{s.name}`" for s in row.submissions())
-            lines.append(f"| `{row.wire_name}` ({row.component}) | `{row.bundled_name}` | {ours} |")
+            theirs = ", ".join(f"`{row.bundled_name}{s.name[len(row.full_name):]}`" for s in row.submissions())
+            lines.append(f"| `{row.wire_name}` ({row.component}) | {theirs} | {ours} |")
+    return "\n".join(lines)
+
+
+def render_legacy_exceptions() -> str:
+    """The README's list of legacy names that do not follow the V1 rule (the `legacy_name` column)."""
+    lines = ["| Cilium family | Legacy mode sends | The V1 rule would give |", "|---|---|---|"]
+    for row in load_table():
+        if row.legacy_name:
+            rule = row.datadog_name + (".total" if row.wire_name.endswith("_total") else "")
+            lines.append(f"| `{row.wire_name}` ({row.component}) | `cilium.{row.legacy_name}` | `cilium.{rule}` |")
     return "\n".join(lines)
 
 
@@ -145,6 +185,7 @@ def render_monitors(root: Path | None = None) -> str:
 
 README_BLOCKS = {
     "deviations": render_deviations,
+    "legacy-exceptions": render_legacy_exceptions,
     "tag-renames": render_tag_renames,
     "ports": render_ports,
     "monitors": render_monitors,

@@ -299,6 +299,10 @@ def random_options(component: str, expo: Exposition, rng: random.Random) -> dict
         options["enable_health_service_check"] = False
     if rng.random() < 0.02:
         options["telemetry"] = True  # the fast path hands this one to the stock parser
+    # A quarter of the cases in legacy mode: the bundled check's V1 names and types.
+    options["use_openmetrics"] = rng.random() >= 0.25
+    if not options["use_openmetrics"] and rng.random() < 0.2:
+        options[rng.choice(("send_monotonic_counter", "send_distribution_counts_as_monotonic"))] = rng.random() < 0.5
     return options
 
 

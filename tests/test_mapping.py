@@ -166,7 +166,7 @@ def test_manifest_declares_the_assets():
     integration = manifest["assets"]["integration"]
     assert (ROOT / integration["metrics"]["metadata_path"]).is_file()
     checks = json.loads((ROOT / integration["service_checks"]["metadata_path"]).read_text())
-    assert [c["check"] for c in checks] == ["cilium.openmetrics.health"]
+    assert [c["check"] for c in checks] == ["cilium.openmetrics.health", "cilium.prometheus.health"]
     assert integration["metrics"]["check"] in {r["metric_name"] for r in csv.DictReader(open(ROOT / "metadata.csv"))}
 
 

@@ -144,9 +144,5 @@ def instance_use_legacy_auth_encoding():
     return True
 
 
-def instance_use_openmetrics():
-    return True
-
-
 def instance_use_process_start_time():
     return False
