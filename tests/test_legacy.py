@@ -369,3 +369,35 @@ def test_every_legacy_name_is_in_metadata_csv():
     for name, types in names.items():
         if name not in conflicts:
             assert metadata[name]["metric_type"] in types, name
+
+
+# The bundled check's captured Cilium 1.13 operator payload types these two gauges as counters.
+IPAM_AS_COUNTERS = """\
+# HELP cilium_operator_ipam_interface_candidates
+# TYPE cilium_operator_ipam_interface_candidates counter
+cilium_operator_ipam_interface_candidates{subnet_id="subnet-0a1b2c3d"} 4
+# HELP cilium_operator_ipam_empty_interface_slots
+# TYPE cilium_operator_ipam_empty_interface_slots counter
+cilium_operator_ipam_empty_interface_slots{subnet_id="subnet-0a1b2c3d"} 5
+# HELP cilium_operator_process_open_fds Number of open file descriptors.
+# TYPE cilium_operator_process_open_fds gauge
+cilium_operator_process_open_fds 20
+"""
+
+
+@pytest.mark.parametrize("typed", ["counter", "gauge"])
+def test_the_two_ipam_families_keep_the_bundled_name_of_the_type_they_are_exposed_with(fixture_server, aggregator, typed):
+    text = IPAM_AS_COUNTERS if typed == "counter" else IPAM_AS_COUNTERS.replace(" counter\n", " gauge\n")
+    url = fixture_server.set_payload(f"/ipam-as-{typed}/metrics", text)
+    check = CiliumCheck("cilium", {}, [{"operator_endpoint": url, "use_openmetrics": True}])
+    assert check.run() == ""
+    for family in ("interface_candidates", "empty_interface_slots"):
+        name = f"cilium.operator.ipam.{family}"
+        if typed == "counter":
+            # The bundled check's V2 names: `.count` (metadata.csv: count), as monotonic counts.
+            aggregator.assert_metric(f"{name}.count", metric_type=aggregator.MONOTONIC_COUNT, count=1)
+            aggregator.assert_metric(name, count=0)
+        else:
+            aggregator.assert_metric(name, metric_type=aggregator.GAUGE, count=1)
+            aggregator.assert_metric(f"{name}.count", count=0)
+    aggregator.assert_metrics_using_metadata(get_metadata_metrics(), check_submission_type=True)
