@@ -401,3 +401,16 @@ def test_the_two_ipam_families_keep_the_bundled_name_of_the_type_they_are_expose
             aggregator.assert_metric(name, metric_type=aggregator.GAUGE, count=1)
             aggregator.assert_metric(f"{name}.count", count=0)
     aggregator.assert_metrics_using_metadata(get_metadata_metrics(), check_submission_type=True)
+
+
+def test_legacy_mode_finds_its_endpoint_among_candidates_and_scrubs_credentials(fixture_server, aggregator, caplog):
+    closed = closed_url()
+    url = fixture_server.url("agent").replace("http://", "http://cilium:s3cr3t-pass@")
+    check = CiliumCheck("cilium", {}, [{"agent_endpoint": [closed, url], "use_openmetrics": False}])
+    assert check.settings.legacy
+    assert check.run() == ""
+    aggregator.assert_metric("cilium.drop_count.total", metric_type=aggregator.MONOTONIC_COUNT, at_least=1)
+    (health,) = aggregator.service_checks(HEALTH_V1)
+    assert health.status == ServiceCheck.OK
+    assert health.tags == [f"endpoint:{fixture_server.url('agent').replace('http://', 'http://***@')}"]
+    assert "s3cr3t-pass" not in caplog.text + repr(aggregator._metrics) + repr(aggregator._service_checks)
