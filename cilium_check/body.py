@@ -186,11 +186,12 @@ class BodyReader:
                     if len(lines) > 1:
                         lines[0] = pending + lines[0]
                         pending = lines.pop()
-                        if skipping or len(text) > limit:
+                        if skipping or len(text) > limit or len(lines[0]) > limit:
                             lines = self.bounded(lines, skipping)
                             skipping = False
                         else:
-                            # No line of a chunk shorter than the limit can exceed it.
+                            # Of a chunk shorter than the limit, only the line that began in an
+                            # earlier chunk (the first) could exceed it.
                             self.lines += len(lines)
                         yield lines
                     else:
