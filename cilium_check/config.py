@@ -33,7 +33,7 @@ from datadog_checks.base.utils.http import DEFAULT_REMAPPED_FIELDS, STANDARD_FIE
 
 from .components import AGENT, BY_NAME, COMPONENTS, DETECT_OPTION, ENDPOINT_OPTIONS, HUBBLE, NAMES, OPERATOR
 from .endpoints import Endpoint, redact
-from .legacy import V1_OPTIONS
+from .transformers import V1_OPTIONS
 from .secrets import SECRET_BEARING_OPTIONS
 
 # Options of the bundled check's legacy (OpenMetrics V1) mode, and their V2 names. An existing

@@ -1,7 +1,7 @@
 """The mapping table turned into OpenMetrics V2 `metrics` entries, one map per component and mode.
 
 In the current mode each family gets the stock transformer of its type. In legacy mode
-(`use_openmetrics: false`) it gets the transformer of `cilium_check.legacy`, which submits what
+(`use_openmetrics: false`) it gets the transformer of `cilium_check.transformers`, which submits what
 the bundled check's OpenMetrics V1 mode submits, under the family's legacy name.
 """
 
@@ -24,7 +24,6 @@ LEGACY_TYPES = {
     "gauge": "gauge",
     "histogram": "legacy_histogram",
     "summary": "legacy_summary",
-    "native_dynamic": "legacy_native_dynamic",
 }
 
 
@@ -38,10 +37,13 @@ def transformer_config(rows: list[MetricRow], legacy: bool = False) -> dict[str,
     if len(names) > 1:
         raise ValueError(f"{first.component} family {first.wire_name} has several Datadog names: {sorted(names)}")
     # A family whose type changed between releases (a histogram that became a gauge) follows
-    # the type each endpoint declares; all others get the table's type, so that a missing or
-    # wrong `# TYPE` line cannot change what is submitted.
-    kind = types.pop() if len(types) == 1 else "native_dynamic"
-    return {"name": names.pop(), "type": LEGACY_TYPES[kind] if legacy else kind}
+    # the type each endpoint declares among the table's (`table_dynamic`); all others get the
+    # table's type, so that a missing or wrong `# TYPE` line cannot change what is submitted.
+    if len(types) == 1:
+        kind = types.pop()
+        return {"name": names.pop(), "type": LEGACY_TYPES[kind] if legacy else kind}
+    newest = max(rows, key=lambda row: (row.until is None, row.until or (0, 0), row.since))
+    return {"name": names.pop(), "type": "table_dynamic", "types": sorted(types), "fallback": newest.type, "legacy": legacy}
 
 
 @cache

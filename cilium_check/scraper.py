@@ -14,7 +14,7 @@ from prometheus_client import Metric
 from .body import TOO_LONG, BodyLimits, BodyReader, Truncated, cancel_reading
 from .cardinality import ContextGuard, sum_labels_away
 from .endpoints import describe, raise_described, redact
-from .legacy import CiliumMetricTransformer
+from .transformers import CiliumMetricTransformer
 from .tags import COMPONENT_TAG
 from .self_metrics import CONTEXTS, CONTEXTS_DROPPED, LINES_SKIPPED
 

@@ -33,7 +33,7 @@ differential test over well-formed input is about):
 
 - an untyped family (no `# TYPE` line, or `# TYPE ... untyped`) named like a family that the
   table lists as a histogram: for a family that is a histogram in some releases and a gauge in
-  others (`cilium_agent_bootstrap_seconds`, mapped with the `native_dynamic` transformer, which
+  others (`cilium_agent_bootstrap_seconds`, mapped with the check's `table_dynamic` transformer, which
   follows the declared type) the stock path crashes on it (`KeyError: 'unknown'`); other
   histogram names are avoided too, so the rule stays simple;
 - `# TYPE` values other than counter, gauge, histogram, summary and untyped;
@@ -405,10 +405,10 @@ class _Generator:
                 if a in present and b not in present and b in self.by_family and rng.random() < 0.6:
                     chosen.append(self.by_family[b])
                     present.add(b)
-        # Families whose type follows the exposition (`native_dynamic`) are rare in the table: often add them.
+        # Families whose type follows the exposition (`table_dynamic`) are rare in the table: often add them.
         metrics = component_metrics(self.component)
         for row in self.rows:
-            if metrics[row.family]["type"] == "native_dynamic" and row not in chosen and rng.random() < 0.15:
+            if metrics[row.family]["type"] == "table_dynamic" and row not in chosen and rng.random() < 0.15:
                 chosen.append(row)
         families = [self.mapped_family(row) for row in chosen]
         for _ in range(rng.choice((0, 1, 1, 2, 3, 4))):
@@ -425,7 +425,7 @@ class _Generator:
         if row.type == "metadata":
             layout = "gauge"
             type_line = rng.choices(("gauge", "untyped", None), (8, 1, 1))[0]
-        elif component_metrics(self.component)[row.family]["type"] == "native_dynamic":
+        elif component_metrics(self.component)[row.family]["type"] == "table_dynamic":
             # a histogram in some releases and a gauge in others: the check follows the declared
             # type, whichever it is (but never untyped, see the module docstring)
             kinds = (row.type, "histogram", "gauge", "summary", "counter")

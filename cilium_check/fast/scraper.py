@@ -31,7 +31,7 @@ from prometheus_client.samples import Sample
 
 from ..scraper import CiliumScraper
 from ..body import TOO_LONG, Truncated
-from ..legacy import LEGACY_OF_NATIVE, UNBOUNDED, V1_OPTIONS, v1_number_tags
+from ..transformers import OWN_MODIFIERS, UNBOUNDED, V1_OPTIONS, table_dynamic_kind, v1_number_tags
 
 GAUGE = agent_aggregator.GAUGE
 MONOTONIC_COUNT = agent_aggregator.MONOTONIC_COUNT
@@ -49,6 +49,9 @@ UNSUPPORTED_OPTIONS = (
 
 # The cache never holds more series than this; past it, new series are resolved at every run.
 MAX_CACHED_SERIES = 1_000_000
+# A series (or a family) that this many runs did not expose leaves the cache, whether or not their
+# scrapes read the whole body; a complete scrape evicts what it did not expose at once.
+STALE_RUNS = 5
 
 SKIP, SIMPLE, STOCK = 0, 1, 2
 
@@ -60,7 +63,7 @@ ALLOWED_SUFFIXES = {"summary": ("_count", "_sum", ""), "histogram": ("_count", "
 class Family:
     """What one family of the exposition becomes, resolved once per (name, declared type)."""
 
-    __slots__ = ("name", "type", "route", "dd_name", "kind", "excluded", "entries", "predecessor")
+    __slots__ = ("name", "type", "route", "dd_name", "kind", "excluded", "entries", "predecessor", "gen")
 
     def __init__(self, name: str, metric_type: str):
         self.name = name  # as prometheus_client names it (a counter without `_total`)
@@ -71,6 +74,7 @@ class Family:
         self.excluded = False
         self.entries: dict[str, Series] = {}
         self.predecessor = False  # a renamed family whose successor may come later in the payload
+        self.gen = 0  # the last run whose payload declared it
 
 
 class Series:
@@ -150,8 +154,7 @@ class FastScraper(CiliumScraper):
                 keep = self.raw_line_filter.search
                 batches = ([line for line in batch if line is TOO_LONG or not keep(line)] for batch in batches)
             self.consume(batches, bool(self.flush_first_value))
-        if self.partial is None:
-            self.sweep()
+        self.sweep(complete=self.partial is None)
 
     def consume(self, batches: Iterable[list[str | None]], flush: bool) -> None:
         """Parse the exposition (lists of lines) and submit every sample; a bad line is skipped and counted."""
@@ -323,6 +326,7 @@ class FastScraper(CiliumScraper):
         """The resolved family for a name and declared type, as prometheus_client builds it."""
         found = self.families.get((name, typ))
         if found is not None:
+            found.gen = self.gen
             return found
         metric_type = "unknown" if typ == "untyped" else typ
         family_name = name[:-6] if typ == "counter" and name.endswith("_total") else name
@@ -341,15 +345,15 @@ class FastScraper(CiliumScraper):
             kind = spec.get("type", DEFAULT_METRIC_TYPE)
             if kind in (DEFAULT_METRIC_TYPE, "native_dynamic"):
                 kind = metric_type if metric_type in NATIVE_TYPES else ""
-            elif kind == "legacy_native_dynamic":
-                kind = LEGACY_OF_NATIVE.get(metric_type, "")
+            elif kind == "table_dynamic":
+                kind = table_dynamic_kind(spec, metric_type)
             options = self.metric_transformer.global_options
             simple_histogram = not options["histogram_buckets_as_distributions"] and not options[
                 "non_cumulative_histogram_buckets"
             ]
             # V1's own submission options at other values than their defaults go to the stock transformer.
             simple_legacy = self.metric_transformer.v1_options == V1_OPTIONS
-            custom = "__transformer__" in spec or set(spec) - {"name", "type"}
+            custom = "__transformer__" in spec or set(spec) - {"name", "type"} - OWN_MODIFIERS
             if not kind:
                 fam.route = SKIP
             elif not custom and (
@@ -363,6 +367,7 @@ class FastScraper(CiliumScraper):
                 fam.route = STOCK
             fam.kind = kind
             fam.dd_name = spec.get("name", family_name)
+        fam.gen = self.gen
         self.families[(name, typ)] = fam
         return fam
 
@@ -523,7 +528,7 @@ class FastScraper(CiliumScraper):
                 subs.append((MONOTONIC_COUNT, f"{base}.count", True, tags))
             elif sample_name == fam.name:
                 subs.append((GAUGE, f"{base}.quantile", False, tags))
-        # Legacy mode: what `cilium_check.legacy`'s transformers submit, sample by sample.
+        # Legacy mode: what `cilium_check.transformers`'s transformers submit, sample by sample.
         elif kind == "legacy_counter":
             subs.append((MONOTONIC_COUNT, base, True, tags))
         elif kind == "legacy_histogram":
@@ -555,13 +560,24 @@ class FastScraper(CiliumScraper):
 
     # -- the cache ----------------------------------------------------------------------------
 
-    def sweep(self) -> None:
-        """Forget the series that the last scrape did not expose."""
+    def sweep(self, complete: bool = True) -> None:
+        """Forget the series and families that recent scrapes did not expose.
+
+        After a complete scrape, what it did not expose is gone. A scrape cut short (by
+        `max_body_size`, the timeout or the connection) says nothing of the lines it did not reach,
+        so those leave only once `STALE_RUNS` runs have not seen them: the cache follows the live
+        series even when every scrape is cut.
+        """
         gen = self.gen
+        keep_since = gen if complete else gen - STALE_RUNS + 1
         total = 0
-        for fam in self.families.values():
-            if fam.entries and any(entry.gen != gen for entry in fam.entries.values()):
-                fam.entries = {key: entry for key, entry in fam.entries.items() if entry.gen == gen}
+        for key in list(self.families):
+            fam = self.families[key]
+            if fam.entries and any(entry.gen < keep_since for entry in fam.entries.values()):
+                fam.entries = {k: entry for k, entry in fam.entries.items() if entry.gen >= keep_since}
+            if not fam.entries and fam.gen <= gen - STALE_RUNS and key != ("", "untyped"):
+                del self.families[key]  # a family name no recent payload declared (renamed, garbage)
+                continue
             total += len(fam.entries)
         self.cached = total
 

@@ -1,4 +1,7 @@
-"""Legacy mode: what the bundled check submits when `use_openmetrics` is false, on the V2 pipeline.
+"""The check's own transformer types, beside datadog-checks-base's: legacy mode's, and the one of a
+family whose type changed between Cilium releases.
+
+Legacy mode is what the bundled check submits when `use_openmetrics` is false, on the V2 pipeline.
 
 The check bundled with the Agent runs datadog-checks-base's OpenMetrics V1 class unless an
 instance sets `use_openmetrics: true`. Its submissions differ from V2's by type, not by parsing:
@@ -133,27 +136,40 @@ def get_legacy_summary(check, metric_name, modifiers, global_options):
     return summary
 
 
-def get_legacy_native_dynamic(check, metric_name, modifiers, global_options):
-    """The legacy transformer of whatever type the endpoint declares (a family whose type changed)."""
+def get_table_dynamic(check, metric_name, modifiers, global_options):
+    """A family whose type changed between Cilium releases (a histogram that became a gauge).
+
+    It follows the type the endpoint declares, among the types the mapping table gives the family
+    (`types`); any other declaration, or none, gets the table's current type (`fallback`), so that
+    every name submitted is one metadata.csv lists. `legacy` picks legacy mode's transformers.
+    """
+    allowed, fallback = frozenset(modifiers["types"]), modifiers["fallback"]
+    registry = {kind: LEGACY_TRANSFORMERS[LEGACY_OF_NATIVE[kind]] for kind in LEGACY_OF_NATIVE}
+    if not modifiers.get("legacy"):
+        registry = {kind: TRANSFORMERS[kind] for kind in LEGACY_OF_NATIVE}
     cached: dict[str, Callable] = {}
 
-    def native_dynamic(metric, sample_data, runtime_data):
-        transformer = cached.get(metric.type)
+    def table_dynamic(metric, sample_data, runtime_data):
+        kind = metric.type if metric.type in allowed else fallback
+        transformer = cached.get(kind)
         if transformer is None:
-            factory = LEGACY_TRANSFORMERS.get(LEGACY_OF_NATIVE.get(metric.type, ""))
-            if factory is None:
-                return
-            transformer = cached[metric.type] = factory(check, metric_name, modifiers, global_options)
+            transformer = cached[kind] = registry[kind](check, metric_name, {}, global_options)
         transformer(metric, sample_data, runtime_data)
 
-    return native_dynamic
+    return table_dynamic
+
+
+def table_dynamic_kind(spec: Mapping[str, Any], declared: str) -> str:
+    """The type a `table_dynamic` family is submitted as, for the type an exposition declares."""
+    kind = declared if declared in spec["types"] else spec["fallback"]
+    return LEGACY_OF_NATIVE[kind] if spec.get("legacy") else kind
 
 
 LEGACY_TRANSFORMERS: dict[str, Callable] = {
+    "table_dynamic": get_table_dynamic,
     "legacy_counter": get_legacy_counter,
     "legacy_histogram": get_legacy_histogram,
     "legacy_summary": get_legacy_summary,
-    "legacy_native_dynamic": get_legacy_native_dynamic,
     "gauge": TRANSFORMERS["gauge"],
 }
 # The legacy transformer of each type an exposition declares.
@@ -165,8 +181,13 @@ LEGACY_OF_NATIVE = {
 }
 
 
+OWN_TYPES = frozenset({"legacy_counter", "legacy_histogram", "legacy_summary", "table_dynamic"})
+# The keys of a metric entry that configure these types rather than customise a transformer.
+OWN_MODIFIERS = frozenset({"types", "fallback", "legacy"})
+
+
 class CiliumMetricTransformer(MetricTransformer):
-    """The stock metric transformer, which also knows the legacy types above.
+    """The stock metric transformer, which also knows the types above.
 
     Only `compile_transformer` differs: the stock one looks a type up in datadog-checks-base's
     registry alone, which these types are not part of.
@@ -177,7 +198,7 @@ class CiliumMetricTransformer(MetricTransformer):
         super().__init__(check, config)
 
     def compile_transformer(self, config):
-        factory = LEGACY_TRANSFORMERS.get(config.get("type")) if config.get("type", "").startswith("legacy_") else None
+        factory = LEGACY_TRANSFORMERS.get(config.get("type")) if config.get("type") in OWN_TYPES else None
         if factory is None:
             return super().compile_transformer(config)
         config = dict(config)
