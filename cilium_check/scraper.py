@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import ChainMap
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,7 @@ from .tags import COMPONENT_TAG
 from .self_metrics import CONTEXTS, CONTEXTS_DROPPED, LINES_SKIPPED
 
 FIRST_LINE_CHARS = 80
+VALID_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 LEGACY_HEALTH = "prometheus.health"  # the bundled check's V1 health service check, under the namespace
 EXPECTED_MEDIA_TYPES = ("", "text/plain", "application/openmetrics-text")
 
@@ -157,7 +159,8 @@ class CiliumScraper(OpenMetricsScraper):
         self.lines_skipped += 1
         if self.lines_skipped == 1:
             self.first_offender = (number, text[:FIRST_LINE_CHARS])
-            self.log.warning("%s: skipping malformed line %d (%s): %r", self.display_url, number, why, text[:FIRST_LINE_CHARS])
+            where = f"line {number}" if number else "a sample"
+            self.log.warning("%s: skipping malformed %s (%s): %r", self.display_url, where, why, text[:FIRST_LINE_CHARS])
 
     def stream_connection_lines(self):
         """The stock parser's input: the body's lines, within bounds, over-long lines skipped."""
@@ -226,7 +229,8 @@ class CiliumScraper(OpenMetricsScraper):
             number, text = self.first_offender
             self.report_health(
                 ServiceCheck.WARNING,
-                f"skipped {self.lines_skipped} malformed line(s); the first, line {number}: {text!r}",
+                f"skipped {self.lines_skipped} malformed line(s); the first, "
+                f"{f'line {number}' if number else 'a sample'}: {text!r}",
             )
         else:
             self.report_health(ServiceCheck.OK)
@@ -241,6 +245,7 @@ class CiliumScraper(OpenMetricsScraper):
         present: set[str] = set()
         for metric in super().yield_metrics(runtime_data):
             self.samples += len(metric.samples)
+            metric.samples = self.usable_samples(metric)
             if self.sum_away:
                 metric.samples = sum_labels_away(metric.samples, self.sum_away)
             successor = self.superseded.get(metric.name)
@@ -254,6 +259,25 @@ class CiliumScraper(OpenMetricsScraper):
         for name, metric in held.items():
             if self.superseded[name] not in present:
                 yield metric
+
+    def usable_samples(self, metric: Metric) -> list:
+        """The samples the stock parser read that can be submitted; the others are skipped and
+        counted like bad lines: a label name that is not one (datadog-checks-base's faster sample
+        parser reads the text after an exemplar's `#` as labels), and a histogram bucket without
+        `le` (the stock transformer fails on it, which would end the scrape)."""
+        kept = []
+        histogram = metric.type == "histogram"
+        for sample in metric.samples:
+            why = ""
+            if not all(VALID_LABEL.match(name) for name in sample.labels):
+                why = "text that is not a label (an exemplar is not part of the Prometheus text format)"
+            elif histogram and sample.name.endswith("_bucket") and "le" not in sample.labels:
+                why = "a histogram bucket without an `le` label"
+            if why:
+                self.skip_line(0, f"{sample.name}{{...}} {sample.value}", why)
+                continue
+            kept.append(sample)
+        return kept
 
     def report_contexts(self) -> None:
         """Submit the scrape's context counts, and warn once when the budget was exceeded."""

@@ -95,6 +95,25 @@ class Series:
         self.stream = False  # submitted as it is read (a plain family, nothing to hold back)
 
 
+def label_block_end(text: str) -> int:
+    """The index of the `}` that closes the labels of a sample's text (quotes and escapes respected), or -1."""
+    start = text.find("{")
+    if start == -1:
+        return -1
+    quoted = escaped = False
+    for index in range(start + 1, len(text)):
+        char = text[index]
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = quoted
+        elif char == '"':
+            quoted = not quoted
+        elif char == "}" and not quoted:
+            return index
+    return -1
+
+
 def parse_value(token: str) -> int | float:
     """A sample value as prometheus_client's text parser reads it."""
     if "_" in token:
@@ -430,6 +449,10 @@ class FastScraper(CiliumScraper):
         self, fam: Family | None, allowed, line: str, key: str, entries: dict[str, Series], buffer_all: bool
     ) -> Series:
         """Parse a series the first time it is seen and work out what its samples submit."""
+        if "#" in key and label_block_end(key) != len(key) - 1:
+            # The series text ran on past its labels: `value # {exemplar}` of the OpenMetrics
+            # syntax, which the Prometheus text format (and Prometheus) refuses.
+            raise ValueError("text after the labels (an exemplar is not part of the Prometheus text format)")
         if "{" in key:
             sample = prom_parser._parse_sample(line)
         else:
@@ -446,6 +469,8 @@ class FastScraper(CiliumScraper):
             entry.singleton = self.family(sample.name, "untyped")
             fam = entry.singleton
         labels = sample.labels
+        if fam.type == "histogram" and sample.name.endswith("_bucket") and "le" not in labels:
+            raise ValueError("a histogram bucket without an `le` label")
         if fam.route == STOCK:
             entry.sample = (sample.name, dict(labels))  # rebuilt into a Sample for the stock transformer
         if self.sum_away and self.sum_away.intersection(labels):
