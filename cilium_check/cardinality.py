@@ -14,9 +14,10 @@ class ContextGuard:
     Everything but the submission methods is forwarded to the check.
     """
 
-    def __init__(self, check: Any, limit: int):
+    def __init__(self, check: Any, limit: int, hold: Any = None):
         self._check = check
         self.limit = limit
+        self.hold = hold  # a `restarts.CounterHold`: monotonic counts of a recovery scrape wait in it
         self.seen: set[int] = set()
         self.rejected: set[int] = set()
 
@@ -52,7 +53,10 @@ class ContextGuard:
 
     def monotonic_count(self, name, value, tags=None, hostname=None, **kwargs):
         if self._admit((name, tuple(tags or ()), hostname)):
-            self._check.monotonic_count(name, value, tags=tags, hostname=hostname, **kwargs)
+            if self.hold is not None and self.hold.holding:
+                self.hold.hold_call(self._check.monotonic_count, name, value, tags, hostname, kwargs)
+            else:
+                self._check.monotonic_count(name, value, tags=tags, hostname=hostname, **kwargs)
 
     def rate(self, name, value, tags=None, hostname=None, **kwargs):
         if self._admit((name, tuple(tags or ()), hostname)):

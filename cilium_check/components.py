@@ -27,6 +27,9 @@ class Component:
     # instance keeps them (`hubble_unbounded_labels`).
     unbounded_labels: tuple[str, ...] = ()
     max_contexts: int = 0  # default cardinality budget of one endpoint per run; 0 means none
+    # The family of the process's start time (mapped or not): a change means the process restarted,
+    # which decides how counters are accounted after an outage (see `restarts`).
+    start_time_family: str = ""
 
 
 AGENT = Component(
@@ -35,6 +38,7 @@ AGENT = Component(
     port=9962,
     legacy_ports=(9090, 9990),  # 9090 before Cilium 1.12; 9990 on GKE Dataplane V2
     helm_value="prometheus.enabled=true",
+    start_time_family="cilium_process_start_time_seconds",
 )
 OPERATOR = Component(
     name="operator",
@@ -43,6 +47,7 @@ OPERATOR = Component(
     legacy_ports=(6942,),  # before Cilium 1.12
     helm_value="operator.prometheus.enabled=true",
     family_prefixes=("cilium_operator_",),
+    start_time_family="cilium_operator_process_start_time_seconds",
 )
 HUBBLE = Component(
     name="hubble",
@@ -52,6 +57,7 @@ HUBBLE = Component(
     helm_value="hubble.metrics.enabled={dns,drop,tcp,flow,port-distribution,icmp,httpV2}",
     family_prefixes=("hubble_",),
     unbounded_labels=("source_ip", "destination_ip", "source_pod", "destination_pod", "query"),
+    # Hubble's server runs in the agent: it has no start time of its own, and takes the agent's.
     # Hubble's context options multiply its series by pods, IPs or DNS names: past this many
     # contexts on one node the check keeps the first ones and reports the rest as dropped.
     max_contexts=10000,
@@ -63,6 +69,7 @@ CLUSTERMESH_APISERVER = Component(
     legacy_ports=(),
     helm_value="clustermesh.apiserver.metrics.enabled=true",
     family_prefixes=("cilium_clustermesh_apiserver_",),
+    start_time_family="process_start_time_seconds",  # unprefixed, and not mapped
 )
 KVSTOREMESH = Component(
     name="kvstoremesh",
@@ -71,6 +78,7 @@ KVSTOREMESH = Component(
     legacy_ports=(),
     helm_value="clustermesh.apiserver.metrics.kvstoremesh.enabled=true",
     family_prefixes=("cilium_kvstoremesh_",),
+    start_time_family="process_start_time_seconds",  # unprefixed, and not mapped
 )
 
 # In the order the check scrapes them and the documentation lists them.

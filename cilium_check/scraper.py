@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import ChainMap
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from datadog_checks.base.checks.openmetrics.v2.scraper import OpenMetricsScraper
@@ -15,6 +15,7 @@ from prometheus_client import Metric
 from .body import TOO_LONG, BodyLimits, BodyReader, Truncated, cancel_reading
 from .cardinality import ContextGuard, sum_labels_away
 from .endpoints import describe, raise_described, redact
+from .restarts import CounterHold
 from .transformers import CiliumMetricTransformer
 from .tags import COMPONENT_TAG
 from .self_metrics import CONTEXTS, CONTEXTS_DROPPED, LINES_SKIPPED
@@ -48,9 +49,11 @@ class CiliumScraper(OpenMetricsScraper):
         sum_away: frozenset[str] = frozenset(),
         superseded: dict[str, str] | None = None,
         legacy: bool = False,
+        start_time_family: str = "",
     ):
         self.agent_check = check  # where submissions go; the stock code submits through the guard
-        self.guard = ContextGuard(check, max_contexts)
+        self.counter_hold = CounterHold()
+        self.guard = ContextGuard(check, max_contexts, self.counter_hold)
         # The stock scraper builds a metric transformer from the configuration's metrics, and would
         # refuse the legacy types: it gets none, and the transformer that knows them replaces it.
         super().__init__(self.guard, ChainMap({"metrics": [], "extra_metrics": []}, config))
@@ -74,6 +77,13 @@ class CiliumScraper(OpenMetricsScraper):
         own = [f"{COMPONENT_TAG}:{component}", f"endpoint:{self.display_url}"] if component else []
         self.own_tags = [*dict.fromkeys([*self.static_tags, *own])]
         self.limits = BodyLimits.from_config(config)
+        # Counter accounting across outages (`cilium_check.restarts`).
+        self.start_time_family = start_time_family
+        self.start_time: float | None = None  # the process start time at the last good scrape
+        self.restarted: bool | None = None  # whether the last good scrape found the process restarted
+        self.restart_hint: Callable[[], bool | None] | None = None  # for a component without a start time
+        self.had_good_scrape = False
+        self.failed_since_good = False
         self.warned_content_type = False
         self.started = time.monotonic()
         self.reset_run()
@@ -88,6 +98,7 @@ class CiliumScraper(OpenMetricsScraper):
         self.content_type = ""
         self.connected = False
         self.reader: BodyReader | None = None
+        self.seen_start_time: float | None = None  # the process start time in this payload
 
     # -- the request and the health verdict ------------------------------------------------------
 
@@ -167,13 +178,18 @@ class CiliumScraper(OpenMetricsScraper):
         with self.get_connection() as connection:
             reader = self.body(connection)
             self._content_type = self.content_type  # the stock parser picks its format by it
-            for line in reader:
-                if line is TOO_LONG:
-                    self.skip_line(self.reader.lines, "", f"longer than max_line_length ({self.limits.max_line_length})")
-                    continue
-                if not self.first_line and line.strip():
-                    self.first_line = line.strip()[:FIRST_LINE_CHARS]
-                yield line
+            try:
+                for line in reader:
+                    if line is TOO_LONG:
+                        self.skip_line(self.reader.lines, "", f"longer than max_line_length ({self.limits.max_line_length})")
+                        continue
+                    if not self.first_line and line.strip():
+                        self.first_line = line.strip()[:FIRST_LINE_CHARS]
+                    yield line
+            except Truncated as e:
+                # A body cut short ends the exposition there: what was read is a scrape like any
+                # other (reported WARNING), not a failure of the stock scraper.
+                self.partial = e.reason
 
     def not_metrics(self) -> ScrapeProblem:
         """What to say about a 200 answer that held no sample at all."""
@@ -190,6 +206,34 @@ class CiliumScraper(OpenMetricsScraper):
     def scrape(self):
         self.guard.start()
         self.reset_run()
+        recovering = self.failed_since_good
+        if recovering:
+            self.counter_hold.start()
+        try:
+            self.read_and_judge()
+        except BaseException:
+            # The stock behaviour for what was read of a failed scrape: no first value flushed.
+            self.counter_hold.release(False)
+            self.failed_since_good = self.had_good_scrape
+            raise
+        restarted = self.restart_verdict()
+        if recovering:
+            self.counter_hold.release(bool(restarted))
+        self.restarted = restarted
+        if self.seen_start_time is not None:
+            self.start_time = self.seen_start_time
+        self.had_good_scrape, self.failed_since_good = True, False
+
+    def restart_verdict(self) -> bool | None:
+        """Whether the process restarted since the last good scrape; None when nothing tells."""
+        if self.seen_start_time is not None and self.start_time is not None:
+            return self.seen_start_time != self.start_time
+        if self.restart_hint is not None:
+            return self.restart_hint()
+        return None
+
+    def read_and_judge(self) -> None:
+        """One scrape, then its health verdict: OK, WARNING (part of it lost) or CRITICAL (raised)."""
         try:
             try:
                 super().scrape()
@@ -217,8 +261,6 @@ class CiliumScraper(OpenMetricsScraper):
             raise problem
         invalid = self.reader.invalid_bytes if self.reader is not None else 0
         if self.partial is not None:
-            # Part of the payload is missing: a counter seen next time may not continue this one.
-            self.flush_first_value = False
             self.report_health(ServiceCheck.WARNING, self.partial)
         elif invalid:
             self.report_health(
@@ -246,6 +288,8 @@ class CiliumScraper(OpenMetricsScraper):
         for metric in super().yield_metrics(runtime_data):
             self.samples += len(metric.samples)
             metric.samples = self.usable_samples(metric)
+            if metric.name == self.start_time_family and metric.samples:
+                self.seen_start_time = metric.samples[0].value
             if self.sum_away:
                 metric.samples = sum_labels_away(metric.samples, self.sum_away)
             successor = self.superseded.get(metric.name)

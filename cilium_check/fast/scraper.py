@@ -63,7 +63,7 @@ ALLOWED_SUFFIXES = {"summary": ("_count", "_sum", ""), "histogram": ("_count", "
 class Family:
     """What one family of the exposition becomes, resolved once per (name, declared type)."""
 
-    __slots__ = ("name", "type", "route", "dd_name", "kind", "excluded", "entries", "predecessor", "gen")
+    __slots__ = ("name", "type", "route", "dd_name", "kind", "excluded", "entries", "predecessor", "gen", "start_time")
 
     def __init__(self, name: str, metric_type: str):
         self.name = name  # as prometheus_client names it (a counter without `_total`)
@@ -75,6 +75,7 @@ class Family:
         self.entries: dict[str, Series] = {}
         self.predecessor = False  # a renamed family whose successor may come later in the payload
         self.gen = 0  # the last run whose payload declared it
+        self.start_time = False  # the process start time, read for counter accounting
 
 
 class Series:
@@ -180,6 +181,9 @@ class FastScraper(CiliumScraper):
         self.gen += 1
         check = self.agent_check
         submit = check._aggregator().submit_metric
+        if self.counter_hold.holding:
+            submit = self.counter_hold.wrap(submit, MONOTONIC_COUNT)
+        self.run_submit = submit  # `finish` submits through it too
         check_id = check.check_id
         seen, rejected, limit = self.guard.seen, self.guard.rejected, self.guard.limit
         seen_add = seen.add
@@ -200,6 +204,8 @@ class FastScraper(CiliumScraper):
         def close(fam: Family | None, items: list | None, summed: bool) -> None:
             if fam is None or fam.excluded:
                 return
+            if fam.start_time and items is not None and items[1]:
+                self.seen_start_time = float(parse_value(items[1][0]))
             if fam.predecessor:
                 held[fam.name] = (fam, items or ([], []), summed)
                 return
@@ -210,7 +216,7 @@ class FastScraper(CiliumScraper):
         def open_items(fam: Family) -> list | None:
             if fam.excluded:
                 return None
-            return ([], []) if (buffer_all or fam.predecessor or fam.route == STOCK) else None
+            return ([], []) if (buffer_all or fam.predecessor or fam.route == STOCK or fam.start_time) else None
 
         number = 0
         samples = 0
@@ -354,6 +360,7 @@ class FastScraper(CiliumScraper):
             self.exclude_metrics_pattern is not None and self.exclude_metrics_pattern.search(family_name) is not None
         )
         fam.predecessor = family_name in self.superseded
+        fam.start_time = family_name == self.start_time_family
         spec = self.exact_specs.get(family_name)
         if spec is None:
             for pattern, pattern_spec in self.pattern_specs:
@@ -425,7 +432,7 @@ class FastScraper(CiliumScraper):
                 transformer(metric, self.generate_sample_data(metric), runtime_data)
             return
         check = self.agent_check
-        submit = check._aggregator().submit_metric
+        submit = self.run_submit
         check_id = check.check_id
         seen, rejected, limit = self.guard.seen, self.guard.rejected, self.guard.limit
         for entry, raw in zip(entries, values):
@@ -482,6 +489,7 @@ class FastScraper(CiliumScraper):
             and fam.route == SIMPLE
             and not fam.excluded
             and not fam.predecessor
+            and not fam.start_time
             and not buffer_all
         )
         if self.cached < MAX_CACHED_SERIES:

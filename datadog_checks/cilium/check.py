@@ -141,6 +141,7 @@ class CiliumCheck(OpenMetricsBaseCheckV2, ConfigMixin):
             sum_away=sum_away,
             superseded=superseded_families(component.name),
             legacy=self.settings.legacy,
+            start_time_family=component.start_time_family,
         )
 
     # -- a run ---------------------------------------------------------------------------------
@@ -183,6 +184,9 @@ class CiliumCheck(OpenMetricsBaseCheckV2, ConfigMixin):
                     self.scrapers[endpoint.current] = self.create_scraper(
                         self.scraper_config(component, endpoint.current), component
                     )
+                    if component is HUBBLE:
+                        # Hubble restarts with the agent, whose start time tells.
+                        self.scrapers[endpoint.current].restart_hint = self._agent_restarted
             url = endpoint.current
             taken.add(url)
             scraper = self.scrapers[url]
@@ -200,6 +204,13 @@ class CiliumCheck(OpenMetricsBaseCheckV2, ConfigMixin):
             endpoint.failing_runs = 0
         if failures:
             raise ScrapeError("; ".join(failures))
+
+    def _agent_restarted(self) -> bool | None:
+        """Whether this instance's agent restarted since its last good scrape (None: no agent here)."""
+        for endpoint in self.settings.endpoints:
+            if endpoint.detected is AGENT and endpoint.current in self.scrapers:
+                return self.scrapers[endpoint.current].restarted
+        return None
 
     def _beside_non_agent(self) -> bool:
         """Whether `metrics_endpoint` found a component other than the agent (Hubble runs in the agent)."""
