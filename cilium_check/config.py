@@ -32,7 +32,7 @@ from datadog_checks.base.config import is_affirmative
 from datadog_checks.base.utils.http import DEFAULT_REMAPPED_FIELDS, STANDARD_FIELDS
 
 from .components import AGENT, BY_NAME, COMPONENTS, DETECT_OPTION, ENDPOINT_OPTIONS, HUBBLE, NAMES, OPERATOR
-from .endpoints import Endpoint, redact
+from .endpoints import Endpoint
 from .transformers import V1_OPTIONS
 from .secrets import SECRET_BEARING_OPTIONS
 
@@ -159,19 +159,21 @@ def reject_owned_options(values: dict[str, Any], **kwargs: Any) -> dict[str, Any
 
 
 def check_endpoint(value: Any, **kwargs: Any) -> Any:
-    """One http(s) URL, or a non-empty list of them."""
+    """One http(s) URL, or a non-empty list of them. A message never quotes a URL, which may hold
+    credentials: it says which candidate, and what is wrong with it."""
     urls = [value] if isinstance(value, str) else value
     if not isinstance(urls, list | tuple):
         return value  # the model's type check names the expected type
     if not urls:
         raise ValueError("the list of candidate URLs is empty")
-    for url in urls:
+    for index, url in enumerate(urls, 1):
         if not isinstance(url, str):
             return value
+        which = "the URL" if isinstance(value, str) else f"candidate {index} of {len(urls)}"
         variable = _TEMPLATE_VARIABLE.search(url)
         if variable:
             raise ValueError(
-                f"{redact(url)} holds the Autodiscovery template variable `{variable.group()}`, which was not "
+                f"{which} holds the Autodiscovery template variable `{variable.group()}`, which was not "
                 "resolved: template variables work in auto_conf.yaml, pod annotations and Cluster Agent "
                 "checks; in conf.d give the address itself (such as http://localhost:9962/metrics)"
             )
@@ -179,9 +181,21 @@ def check_endpoint(value: Any, **kwargs: Any) -> Any:
             parts = urlsplit(url)
             parts.port  # noqa: B018 (raises on a port that is not a number)
         except ValueError:
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"{redact(url)!r} is not an http(s) URL such as http://localhost:9962/metrics")
+            raise ValueError(f"{which} has a port that is not a number") from None
+        if parts.scheme not in ("http", "https"):
+            shown = f"it starts with `{parts.scheme}://`" if "://" in url and parts.scheme.isalnum() else "`http://` is missing"
+            raise ValueError(f"{which} is not an http(s) URL ({shown}); use one such as http://localhost:9962/metrics")
+        if not parts.netloc:
+            raise ValueError(f"{which} has no host after `{parts.scheme}://`; use one such as http://localhost:9962/metrics")
+    return value
+
+
+def check_headers(value: Any, **kwargs: Any) -> Any:
+    """Header values are strings (`requests` would quote any other in its error, credentials included)."""
+    if isinstance(value, Mapping):
+        for name, header in value.items():
+            if not isinstance(header, str):
+                raise ValueError(f"the value of header `{name}` must be a string, got {describe_value('headers', header)}")
     return value
 
 
@@ -217,6 +231,20 @@ def check_hubble_unbounded_labels(value: Any, **kwargs: Any) -> Any:
     return value
 
 
+def safe_url(url: str) -> str:
+    """A URL as a message may show it: scheme, host, port and path, none of what may be a credential."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        return "a URL with a port that is not a number"
+    if not host:
+        return "a URL without a host"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
 def check_positive(value: Any, **kwargs: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
         raise ValueError(f"must be more than 0, got {value}")
@@ -234,7 +262,7 @@ def check_instance(model: Any) -> Any:
         for url in [value] if isinstance(value, str) else value:
             if owners.setdefault(url, option) != option:
                 raise ValueError(
-                    f"`{owners[url]}` and `{option}` both list {redact(url)}: each component needs its own endpoint"
+                    f"`{owners[url]}` and `{option}` list the same URL ({safe_url(url)}): each component needs its own endpoint"
                 )
     return model
 

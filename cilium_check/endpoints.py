@@ -32,14 +32,22 @@ HTTP_HINTS = {
 
 
 def redact(url: str) -> str:
-    """The URL without the password of its userinfo, for tags, messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
+    """The URL without what may be a credential (the userinfo, the query's values), for tags,
+    messages and logs."""
+    try:
+        parts = urlsplit(url)
+        username, password, port = parts.username, parts.password, parts.port
+    except ValueError:
+        return "(an unparsable URL)"
+    if not parts.netloc and "@" in url:
+        return f"{parts.scheme}:***"  # userinfo where no host is: it may still be a credential
+    if username is None and password is None and not parts.query:
         return url
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    if port is not None:
+        host = f"{host}:{port}"
+    netloc = f"***@{host}" if username is not None or password is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", parts.fragment))
 
 
 def plain_http_behind_https(error: BaseException) -> bool:

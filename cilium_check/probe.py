@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from logging import Logger
 from typing import Any
 
@@ -22,8 +22,16 @@ PROBE_LINES = 20000
 class Prober:
     """Probes candidate URLs with the instance's HTTP options and body limits."""
 
-    def __init__(self, options: Mapping[str, Any], init_config: Mapping[str, Any], remapper: dict, log: Logger):
+    def __init__(
+        self,
+        options: Mapping[str, Any],
+        init_config: Mapping[str, Any],
+        remapper: dict,
+        log: Logger,
+        after_request: Callable[[], None] | None = None,
+    ):
         self.http = RequestsWrapper(options, init_config, remapper, log)
+        self.after_request = after_request or (lambda: None)
         self.limits = BodyLimits.from_config(options)
         self.reading: BodyReader | None = None
 
@@ -38,7 +46,9 @@ class Prober:
             response = self.http.get(url, stream=True)
             response.raise_for_status()
         except Exception as e:
+            self.after_request()
             raise_described(e, self.http, self.limits.timeout)
+        self.after_request()
         with response:
             response.encoding = response.encoding or "utf-8"
             reader = self.limits.reader(response, started)

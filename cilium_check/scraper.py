@@ -112,7 +112,10 @@ class CiliumScraper(OpenMetricsScraper):
         try:
             response = super().send_request(**kwargs)
         except Exception as e:
+            self.agent_check.refresh_secrets()
             raise_described(e, self.http, self.limits.timeout)
+        # A rotated token the request just sent is scrubbed from whatever the answer says.
+        self.agent_check.refresh_secrets()
         try:
             response.raise_for_status()
         except Exception as e:

@@ -64,10 +64,39 @@ def test_misspelt_endpoint_option_gets_did_you_mean():
     assert "unknown option `agent_endpiont` is ignored; did you mean `agent_endpoint`?" in message
 
 
-@pytest.mark.parametrize("value", ["localhost:9962/metrics", "ftp://x/metrics", "http://", "http://a:port/metrics"])
-def test_malformed_url_is_named(value):
-    with pytest.raises(ConfigurationError, match=r"`agent_endpoint`: .*not an http\(s\) URL"):
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("localhost:9962/metrics", r"is not an http\(s\) URL \(`http://` is missing\)"),
+        ("ftp://x/metrics", r"is not an http\(s\) URL \(it starts with `ftp://`\)"),
+        ("http://", "has no host after `http://`"),
+        ("http://a:port/metrics", "has a port that is not a number"),
+    ],
+)
+def test_malformed_url_is_named(value, why):
+    with pytest.raises(ConfigurationError, match=f"`agent_endpoint`: the URL {why}"):
         make({"agent_endpoint": value})
+
+
+@pytest.mark.parametrize(
+    "instance",
+    [
+        {"agent_endpoint": "htp://cilium:hunter2-pass@10.0.0.1:9962/metrics"},
+        {"agent_endpoint": "http:/cilium:hunter2-pass@10.0.0.1:9962/metrics"},
+        {"agent_endpoint": ["http://10.0.0.1:9962/metrics", "10.0.0.1:9090?token=hunter2-pass"]},
+        {"agent_endpoint": "http://c:hunter2-pass@h/m", "operator_endpoint": "http://c:hunter2-pass@h/m"},
+        {"agent_endpoint": "http://h/m", "headers": {"Authorization": ["Bearer hunter2-pass"]}},
+        {"agent_endpoint": "http://h/m", "extra_headers": {"X-Token": 1234567890}},
+        {"agent_endpoint": "http://h/m", "password": {"hunter2-pass": 1}},
+        {"agent_endpoint": "http://%%host%%:9962/metrics?token=hunter2-pass"},
+    ],
+)
+def test_configuration_errors_never_quote_a_credential(instance):
+    with pytest.raises(ConfigurationError) as error:
+        make(instance)
+    message = str(error.value)
+    assert "hunter2" not in message and "1234567890" not in message
+    assert "`" in message  # it names the option
 
 
 @pytest.mark.parametrize("option", [c.option for c in COMPONENTS] + ["metrics_endpoint"])
@@ -112,7 +141,7 @@ def test_max_contexts_of_the_wrong_kind_gets_one_message(value):
 
 
 def test_same_url_twice_is_rejected():
-    with pytest.raises(ConfigurationError, match=f"`agent_endpoint` and `operator_endpoint` both list {AGENT}"):
+    with pytest.raises(ConfigurationError, match=rf"`agent_endpoint` and `operator_endpoint` list the same URL \({AGENT}\)"):
         make({"agent_endpoint": AGENT, "operator_endpoint": AGENT})
 
 

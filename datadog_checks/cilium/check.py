@@ -26,7 +26,7 @@ from cilium_check.mapping import load_table
 from cilium_check.openmetrics_map import component_metrics, superseded_families
 from cilium_check.probe import Prober
 from cilium_check.scraper import LEGACY_HEALTH, CiliumScraper
-from cilium_check.secrets import protect_logs, secrets_of
+from cilium_check.secrets import TokenFile, protect_logs, secrets_of, token_file_path
 from cilium_check.tags import COMPONENT_TAG, RESERVED_LABEL_RENAMES
 from cilium_check.versions import component_version
 from datadog_checks.base import OpenMetricsBaseCheckV2
@@ -82,10 +82,11 @@ class CiliumCheck(OpenMetricsBaseCheckV2, ConfigMixin):
         self.scraper_configs = []
         self.prober: Prober | None = None
         self.cancelled = False
-        secrets = secrets_of(self.instance)
-        for secret in secrets:
-            self.register_secret(secret)
-        protect_logs(self.log.logger, secrets)
+        # Every credential the HTTP layer can send is scrubbed from messages and logs before the
+        # first request; a rotated token file's new content, as soon as a request may have sent it.
+        self.token_file = TokenFile(token_file_path(self.instance))
+        self.token_file.changed()
+        self.protect(secrets_of(self.instance))
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -146,6 +147,17 @@ class CiliumCheck(OpenMetricsBaseCheckV2, ConfigMixin):
 
     # -- a run ---------------------------------------------------------------------------------
 
+    def protect(self, secrets: list[str]) -> None:
+        for secret in secrets:
+            self.register_secret(secret)
+        protect_logs(self.log.logger, secrets)
+
+    def refresh_secrets(self) -> None:
+        """Register the token file's content when it changed (called after every request)."""
+        token = self.token_file.changed()
+        if token and len(token) >= 4:
+            self.protect([token])
+
     def cancel(self):
         """Called by the Agent when it unschedules the check: stop a run in flight, free its sockets."""
         self.cancelled = True
@@ -157,7 +169,9 @@ class CiliumCheck(OpenMetricsBaseCheckV2, ConfigMixin):
     def probe(self, url: str) -> str:
         """The component a URL serves, from the first lines of its payload; raises saying why not."""
         if self.prober is None:
-            self.prober = Prober(self.settings.scraper_options, self.init_config, self.HTTP_CONFIG_REMAPPER, self.log)
+            self.prober = Prober(
+                self.settings.scraper_options, self.init_config, self.HTTP_CONFIG_REMAPPER, self.log, self.refresh_secrets
+            )
         return self.prober(url)
 
     def check(self, _):

@@ -9,6 +9,7 @@
 from cilium_check.components import ENDPOINT_OPTIONS
 from cilium_check.config import (
     check_endpoint,
+    check_headers,
     check_hubble_unbounded_labels,
     check_instance,
     check_max_contexts,
@@ -22,6 +23,8 @@ for _option in ENDPOINT_OPTIONS:
     globals()[f"instance_{_option}"] = check_endpoint
 
 instance_max_contexts = check_max_contexts
+instance_headers = check_headers
+instance_extra_headers = check_headers
 instance_hubble_unbounded_labels = check_hubble_unbounded_labels
 instance_max_body_size = check_positive
 instance_max_line_length = check_positive
