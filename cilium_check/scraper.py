@@ -247,8 +247,12 @@ class CiliumScraper(OpenMetricsScraper):
                     # The body failed us after the headers were fine; the stock parser raises on the
                     # first bad line, and an HTML or JSON page is not metrics at all.
                     problem = e if isinstance(e, ScrapeProblem) else None
-                    if problem is None and isinstance(e, ValueError) and not self.samples:
-                        problem = self.not_metrics()
+                    if problem is None and isinstance(e, ValueError | KeyError | IndexError):
+                        # prometheus_client's own words ("substring not found") do not say where.
+                        problem = self.not_metrics() if not self.samples else ScrapeProblem(
+                            f"the stock parser (`fast_path: false`) stopped at a malformed line ({e!r}) after "
+                            f"{self.samples} samples; the fast path skips such lines and keeps the rest"
+                        )
                     self.report_health(ServiceCheck.CRITICAL, str(problem or describe(e, self.limits.timeout)))
                     if problem is not None and problem is not e:
                         raise problem from None

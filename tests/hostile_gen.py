@@ -465,6 +465,7 @@ DOCUMENTED_ERRORS = (
     r"does not serve Cilium (\S+ )?metrics",
     r"found no Cilium (\S+ )?metrics there",
     r"none of the \d+ candidate URLs serves",
+    r"the stock parser \(`fast_path: false`\) stopped at a malformed line",
 )
 
 

@@ -56,6 +56,11 @@ STALE_RUNS = 5
 SKIP, SIMPLE, STOCK = 0, 1, 2
 
 VALID_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+# A series of the Prometheus text format: a name, then labels with quoted values, whose only escapes
+# are \\, \" and \n (Prometheus refuses any other), and an optional trailing comma.
+_LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'
+_PAIR = rf"[a-zA-Z_][a-zA-Z0-9_]*[ \t]*=[ \t]*{_LABEL_VALUE}[ \t]*"
+SERIES = re.compile(rf"[a-zA-Z_:][a-zA-Z0-9_:]*[ \t]*\{{[ \t]*(?:{_PAIR}(?:,[ \t]*{_PAIR})*,?[ \t]*)?\}}")
 KNOWN_TYPES = frozenset({"counter", "gauge", "summary", "histogram", "untyped", "unknown", "info", "stateset", "gaugehistogram"})
 ALLOWED_SUFFIXES = {"summary": ("_count", "_sum", ""), "histogram": ("_count", "_sum", "_bucket")}
 
@@ -456,10 +461,11 @@ class FastScraper(CiliumScraper):
         self, fam: Family | None, allowed, line: str, key: str, entries: dict[str, Series], buffer_all: bool
     ) -> Series:
         """Parse a series the first time it is seen and work out what its samples submit."""
-        if "#" in key and label_block_end(key) != len(key) - 1:
-            # The series text ran on past its labels: `value # {exemplar}` of the OpenMetrics
-            # syntax, which the Prometheus text format (and Prometheus) refuses.
-            raise ValueError("text after the labels (an exemplar is not part of the Prometheus text format)")
+        if "{" in key and SERIES.fullmatch(key) is None:
+            # datadog-checks-base's faster sample parser reads much that the format refuses.
+            if "#" in key and label_block_end(key) != len(key) - 1:
+                raise ValueError("text after the labels (an exemplar is not part of the Prometheus text format)")
+            raise ValueError("not a series of the Prometheus text format (label names, quotes or escapes)")
         if "{" in key:
             sample = prom_parser._parse_sample(line)
         else:
