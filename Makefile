@@ -19,7 +19,7 @@ DDEV_VERSION := 20.1.0
 DDEV_VENV := .venv-ddev
 DDEV_STAMP := $(DDEV_VENV)/.installed
 
-.PHONY: demo test validate bench generate wheel clean
+.PHONY: demo test validate bench soak generate wheel clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ generate: $(STAMP) $(DDEV_STAMP)
 # The fast scrape path against stock OpenMetrics V2 on fixture payloads of 4k, 22k and 102k series.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.scrape
+
+# Thousands of runs against a churning endpoint, complete, cut and failing scrapes: RSS and cache.
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
 
 wheel: $(STAMP)
 	$(BIN)/python -m build --wheel --no-isolation --outdir dist .

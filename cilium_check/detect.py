@@ -17,13 +17,14 @@ _SPECIFIC_PREFIXES = sorted(
 
 
 def family_names(lines: Iterable[str]) -> Iterable[str]:
-    """The metric names of an exposition: from `# TYPE` lines, and from samples without one."""
+    """The metric names of an exposition, one per `# TYPE` line and per sample line (a line that is
+    not a sample, a truncated one say, does not count)."""
     for line in lines:
         if line.startswith("# TYPE "):
             parts = line.split()
             if len(parts) >= 3:
                 yield parts[2]
-        elif line and not line.startswith("#"):
+        elif looks_like_sample(line):
             yield line.split("{", 1)[0].split(" ", 1)[0]
 
 
@@ -44,7 +45,10 @@ def votes(lines: Iterable[str]) -> Counter[str]:
 def identify(lines: Iterable[str], known: Iterable[str] | None = None) -> str | None:
     """The component whose families dominate the exposition, or None if it is not Cilium's."""
     known = set(known) if known is not None else {c.name for c in COMPONENTS}
-    for component, _ in votes(lines).most_common():
+    counted = votes(lines)
+    # On a tie the component with names of its own wins over the agent, whose `cilium_` prefix the
+    # others share (`cilium_hive_status`).
+    for component in sorted(counted, key=lambda c: (-counted[c], c == AGENT.name)):
         if component in known:
             return component
     return None

@@ -56,6 +56,7 @@ STALE_RUNS = 5
 SKIP, SIMPLE, STOCK = 0, 1, 2
 
 VALID_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+NAME_PREFIX = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 # A series of the Prometheus text format: a name, then labels with quoted values, whose only escapes
 # are \\, \" and \n (Prometheus refuses any other), and an optional trailing comma.
 _LABEL_VALUE = r'"(?:[^"\\\n]|\\[\\"n])*"'
@@ -247,7 +248,11 @@ class FastScraper(CiliumScraper):
                             if tab != -1 and (cut == -1 or tab < cut):
                                 cut = tab
                             if cut == -1:
-                                raise ValueError("no value")
+                                # Prometheus reads `name-7` as a name and its value.
+                                named = NAME_PREFIX.match(line)
+                                cut = named.end() if named is not None and named.end() < len(line) else -1
+                                if cut == -1:
+                                    raise ValueError("no value")
                         key = line[:cut]
                         entry = get(key)
                         rest = line[cut:]
@@ -303,15 +308,13 @@ class FastScraper(CiliumScraper):
                         continue
 
                     parts = prom_parser._split_quoted(line, None, 3)
-                    if len(parts) < 2:
-                        continue
-                    candidate = ""
-                    if len(parts) > 2:
-                        if parts[1] != "TYPE" and parts[1] != "HELP":
-                            continue
-                        candidate, quoted = prom_parser._unquote_unescape(parts[2])
-                        if not quoted and not prom_parser._is_valid_legacy_metric_name(candidate):
-                            raise ValueError(f"invalid metric name {candidate!r}")
+                    if len(parts) < 3 or (parts[1] != "TYPE" and parts[1] != "HELP"):
+                        continue  # a comment, `# HELP` without a name included, as Prometheus reads it
+                    candidate, quoted = prom_parser._unquote_unescape(parts[2])
+                    if not quoted and not prom_parser._is_valid_legacy_metric_name(candidate):
+                        raise ValueError(f"invalid metric name {candidate!r}")
+                    if parts[1] == "TYPE" and len(parts) < 4:
+                        continue  # `# TYPE <name>` without a type: a comment to Prometheus too
                     if parts[1] == "HELP":
                         if candidate != name:
                             if name != "":
@@ -321,8 +324,6 @@ class FastScraper(CiliumScraper):
                             family = self.family(name, "untyped")
                             buffered, has_sum = open_items(family), False
                     elif parts[1] == "TYPE":
-                        if len(parts) < 4:
-                            raise ValueError("TYPE line without a type")
                         if parts[3] not in KNOWN_TYPES:
                             raise ValueError(f"invalid metric type {parts[3]!r}")
                         if candidate != name:
@@ -482,8 +483,12 @@ class FastScraper(CiliumScraper):
             entry.singleton = self.family(sample.name, "untyped")
             fam = entry.singleton
         labels = sample.labels
-        if fam.type == "histogram" and sample.name.endswith("_bucket") and "le" not in labels:
-            raise ValueError("a histogram bucket without an `le` label")
+        if fam.type == "histogram" and sample.name.endswith("_bucket"):
+            bound = labels.get("le")
+            if bound is None:
+                raise ValueError("a histogram bucket without an `le` label")
+            if bound != bound.strip():
+                raise ValueError(f"a histogram bound that is not a number: {bound!r}")  # float() would strip it
         if fam.route == STOCK:
             entry.sample = (sample.name, dict(labels))  # rebuilt into a Sample for the stock transformer
         if self.sum_away and self.sum_away.intersection(labels):
