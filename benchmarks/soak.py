@@ -122,6 +122,10 @@ def child(args: argparse.Namespace) -> None:
 
     from datadog_checks.cilium import CiliumCheck
 
+    if args.no_cache:
+        from cilium_check.fast import scraper as fast_scraper
+
+        fast_scraper.MAX_CACHED_SERIES = 0  # every series resolved at every run: the cache's cost, by difference
     instance = {"hubble_endpoint": args.url, "use_openmetrics": True, "fast_path": args.variant == "fast"}
     if args.max_body_size:
         instance["max_body_size"] = args.max_body_size
@@ -134,11 +138,13 @@ def child(args: argparse.Namespace) -> None:
             print(json.dumps({"run": run, "rss": rss_bytes(), "cache": cached}), flush=True)
 
 
-def run_variant(args, variant: str, mode: str) -> list[dict]:
+def run_variant(args, variant: str, mode: str, runs: int | None = None) -> list[dict]:
     payload_size = len(payload(0, args.series, args.churn))
     endpoint = Endpoint(args.series, args.churn, fail_every=10 if mode == "failing" else 0)
     command = [sys.executable, "-m", "benchmarks.soak", "--child", "--variant", variant, "--url", endpoint.url]
-    command += ["--runs", str(args.runs)]
+    command += ["--runs", str(runs or args.runs)]
+    if mode == "no cache":
+        command.append("--no-cache")
     if mode == "cut":
         command += ["--max-body-size", str(int(payload_size * 0.6))]
     try:
@@ -157,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="fast", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--max-body-size", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args)
@@ -169,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     for variant, mode in variants:
         print(f"  running {variant}, {mode} ...", file=sys.stderr, flush=True)
         results[(variant, mode)] = run_variant(args, variant, mode)
+
+    # The cache's memory, as RSS: the fast path with its cache against the fast path without one,
+    # after the same runs on the same payloads.
+    print("  running fast, no cache ...", file=sys.stderr, flush=True)
+    uncached = run_variant(args, "fast", "no cache", runs=min(args.runs, 300))
+    cached = results[("fast", "complete")][len(uncached) - 1]
+    per_series = (cached["rss"] - uncached[-1]["rss"]) / max(1, cached["cache"])
 
     mib = 1024 * 1024
     header = "| run | " + " | ".join(f"{v} {m}: RSS MiB / cache" for v, m in variants) + " |"
@@ -196,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
          f"({most_cached / live:.2f}x, at most 2x)", most_cached <= 2 * live),
         (f"complete scrapes: the fast path's RSS {fast_rss:.1f} MiB, stock V2's {stock_rss:.1f} MiB "
          f"(within 5 MiB: {fast_rss - stock_rss:+.1f})", fast_rss - stock_rss <= 5),
+        (f"the cache costs {per_series:,.0f} bytes of RSS per series ({cached['cache']:,} series, "
+         f"{(cached['rss'] - uncached[-1]['rss']) / mib:.1f} MiB at run {cached['run']:,})", True),
         (f"one scrape in ten failing: RSS grew {growth(('fast', 'failing')):.1f} MiB after run 100", growth(("fast", "failing")) < 15),
     ]
     print()
