@@ -17,7 +17,7 @@ class Component:
 
     name: str  # as in the mapping table's `component` column and the `cilium_component` tag
     option: str  # the instance option holding its endpoint
-    port: int  # default port since Cilium 1.12
+    port: int  # default port since `port_since`
     legacy_ports: tuple[int, ...]  # ports of older releases or other distributions
     helm_value: str  # what turns the endpoint on in Cilium's Helm chart
     # Family-name prefixes no other component uses: an exposition is recognised by them. The
@@ -30,6 +30,11 @@ class Component:
     # The family of the process's start time (mapped or not): a change means the process restarted,
     # which decides how counters are accounted after an outage (see `restarts`).
     start_time_family: str = ""
+    # The first Cilium release whose default port is `port` (for the components older than the
+    # port renumbering of 1.12) or that has the endpoint at all.
+    port_since: str = "1.12"
+    # The first Cilium release that has this endpoint at all (empty: every supported release).
+    endpoint_since: str = ""
 
 
 AGENT = Component(
@@ -81,8 +86,43 @@ KVSTOREMESH = Component(
     start_time_family="process_start_time_seconds",  # unprefixed, and not mapped
 )
 
+STANDALONE_DNS_PROXY = Component(
+    name="standalone-dns-proxy",
+    option="standalone_dns_proxy_endpoint",
+    # On the node's host network (`--sdp-prometheus-serve-addr`); the chart declares no port,
+    # Service or annotation for it, so a scraper targets node IP:9961 itself.
+    port=9961,
+    legacy_ports=(),
+    helm_value="standaloneDnsProxy.enabled=true",
+    # Its hive families keep the agent's fixed `cilium_` prefix (`cilium_hive_*`).
+    family_prefixes=("standalone_dns_proxy_",),
+    start_time_family="standalone_dns_proxy_process_start_time_seconds",
+    port_since="1.20",
+    endpoint_since="1.20",
+)
+HUBBLE_RELAY = Component(
+    name="hubble-relay",
+    option="hubble_relay_endpoint",
+    port=9966,
+    legacy_ports=(),
+    helm_value="hubble.relay.prometheus.enabled=true",
+    # `grpc_server_*` is the go-grpc-prometheus interceptor: of Cilium's endpoints only the relay's
+    # serves it. Its process families are unprefixed (`process_*`), as other Go programs' are.
+    family_prefixes=("hubble_relay_", "grpc_server_"),
+    start_time_family="process_start_time_seconds",
+    endpoint_since="1.12",
+)
+
 # In the order the check scrapes them and the documentation lists them.
-COMPONENTS: tuple[Component, ...] = (AGENT, OPERATOR, HUBBLE, CLUSTERMESH_APISERVER, KVSTOREMESH)
+COMPONENTS: tuple[Component, ...] = (
+    AGENT,
+    OPERATOR,
+    HUBBLE,
+    CLUSTERMESH_APISERVER,
+    KVSTOREMESH,
+    STANDALONE_DNS_PROXY,
+    HUBBLE_RELAY,
+)
 BY_NAME = {component.name: component for component in COMPONENTS}
 NAMES = tuple(BY_NAME)
 

@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from .components import AGENT, COMPONENTS
 
 # Family-name prefixes that only one component uses, longest first. The agent's families carry
-# the plain `cilium_` prefix, which the operator and the mesh components also use for a few
-# families (`cilium_hive_status`): the component with the most families wins.
+# the plain `cilium_` prefix, which every other component except Hubble and the relay also uses
+# for a few families (`cilium_hive_status`; all ten hive families of the standalone DNS proxy):
+# a name of a component's own outweighs any number of plain `cilium_` names.
 _SPECIFIC_PREFIXES = sorted(
     ((prefix, c.name) for c in COMPONENTS for prefix in c.family_prefixes), key=lambda p: -len(p[0])
 )
@@ -43,14 +44,20 @@ def votes(lines: Iterable[str]) -> Counter[str]:
 
 
 def identify(lines: Iterable[str], known: Iterable[str] | None = None) -> str | None:
-    """The component whose families dominate the exposition, or None if it is not Cilium's."""
+    """The component whose families dominate the exposition, or None if it is not Cilium's.
+
+    Only names of a component's own count while there are any (the most of them wins, and a tie
+    goes to the first in the registry's order); the agent is the component of plain `cilium_`
+    names alone.
+    """
     known = set(known) if known is not None else {c.name for c in COMPONENTS}
     counted = votes(lines)
-    # On a tie the component with names of its own wins over the agent, whose `cilium_` prefix the
-    # others share (`cilium_hive_status`).
-    for component in sorted(counted, key=lambda c: (-counted[c], c == AGENT.name)):
-        if component in known:
-            return component
+    order = {c.name: i for i, c in enumerate(COMPONENTS)}
+    specific = sorted((c for c in counted if c != AGENT.name and c in known), key=lambda c: (-counted[c], order[c]))
+    if specific:
+        return specific[0]
+    if counted[AGENT.name] and AGENT.name in known:
+        return AGENT.name
     return None
 
 

@@ -182,7 +182,7 @@ class Endpoint:
         what = f"Cilium {self.component.name} metrics" if self.component else "Cilium metrics"
         hint = (
             f" Cilium serves them when its Helm values set `{self.component.helm_value}`"
-            f" (port {self.component.port} since Cilium 1.12)."
+            f" (port {self.component.port} since Cilium {self.component.port_since})."
             if self.component and self.nothing_listens
             else ""
         )

@@ -6,7 +6,8 @@ expectations are all derived from the rows loaded here.
 
 Columns of `metrics.csv`:
 
-component      agent | operator | hubble | clustermesh-apiserver | kvstoremesh
+component      a name of `components.COMPONENTS`: agent | operator | hubble | clustermesh-apiserver |
+               kvstoremesh | standalone-dns-proxy | hubble-relay
 wire_name      the family exactly as Cilium exposes it (a counter keeps its `_total`;
                a histogram is named without `_bucket`/`_sum`/`_count`)
 type           counter | gauge | histogram | summary | metadata, as exposed in [since, until]

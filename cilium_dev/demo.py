@@ -8,7 +8,7 @@ from typing import TextIO
 from datadog_checks.cilium import CiliumCheck
 from cilium_check.agent_sim.runner import InstanceResult, run_instances
 from cilium_check.components import COMPONENTS
-from .fixtures.payloads import CURRENT
+from .fixtures.payloads import CURRENT, serves
 from .fixtures.server import FixtureServer
 from cilium_check.mapping import load_table as rows_for_all
 from cilium_check.mapping import parse_version, rows_for
@@ -136,7 +136,7 @@ def collect(version: str | None = None) -> InstanceResult:
     """Run an instance of every component twice against the fixture server, as the Agent would."""
     version = version or CURRENT
     with FixtureServer() as server:
-        instance = {c.option: server.url(c.name, version) for c in COMPONENTS}
+        instance = {c.option: server.url(c.name, version) for c in COMPONENTS if serves(c.name, version)}
         (result,) = run_instances(CiliumCheck, "cilium", {}, [instance], rate=True, pause=PAUSE)
     return result
 

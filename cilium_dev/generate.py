@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 from cilium_check.mapping import MetricRow, Submission, format_version, load_table
+from cilium_check import monitors
 from cilium_check.components import COMPONENTS
 from cilium_check.self_metrics import SELF_METRICS
 from cilium_check.tags import RESERVED_LABEL_RENAMES
@@ -162,24 +162,24 @@ def render_tag_renames() -> str:
 
 def render_ports() -> str:
     """The README's table of endpoint options and ports."""
-    lines = ["| Option | Component | Port (Cilium 1.12+) | Other ports | Turned on by |", "|---|---|---|---|---|"]
+    lines = ["| Option | Component | Port | Since | Other ports | Turned on by |", "|---|---|---|---|---|---|"]
     for c in COMPONENTS:
         others = ", ".join(str(p) for p in c.legacy_ports)
-        lines.append(f"| `{c.option}` | {c.name} | {c.port} | {others} | `{c.helm_value}` |")
+        lines.append(f"| `{c.option}` | {c.name} | {c.port} | {c.port_since} | {others} | `{c.helm_value}` |")
     return "\n".join(lines)
 
 
 def render_monitors(root: Path | None = None) -> str:
     """The README's list of recommended monitors, from `assets/monitors/`."""
     root = root or Path(__file__).resolve().parents[1]
-    lines = ["| Monitor | Query | Thresholds |", "|---|---|---|"]
-    for path in sorted((root / "assets" / "monitors").glob("*.json")):
-        monitor = json.loads(path.read_text(encoding="utf-8"))
-        definition = monitor["definition"]
-        thresholds = definition.get("options", {}).get("thresholds", {})
-        shown = ", ".join(f"{k} {v}" for k, v in thresholds.items() if k in ("critical", "warning"))
-        query = definition["query"].replace("|", "\\|")
-        lines.append(f"| [{monitor['title']}]({path.relative_to(root).as_posix()}) | `{query}` | {shown} |")
+    lines = ["| Monitor | Query | Thresholds | Cilium |", "|---|---|---|---|"]
+    for monitor in monitors.load(root / "assets" / "monitors"):
+        shown = ", ".join(f"{k} {v:g}" for k, v in monitor.thresholds.items() if k in ("critical", "warning"))
+        query = monitor.query.replace("|", "\\|")
+        since, until = monitor.covers or (None, None)
+        covers = "" if since is None else format_version(since) + (f" to {format_version(until)}" if until else "+")
+        link = f"assets/monitors/{monitor.key}.json"
+        lines.append(f"| [{monitor.title}]({link}) | `{query}` | {shown} | {covers} |")
     return "\n".join(lines)
 
 

@@ -2,55 +2,30 @@
 
 The check runs against the embedded fixture server (every component, as `cilium-check demo`
 does), then every widget query of `assets/dashboards/*.json` is evaluated against the series
-the Agent would have sent, by a small evaluator of the Datadog query subset the dashboards use:
-
-* `sum|avg|min|max:<metric>{<filters>} [by {<tags>}][.as_count()|.as_rate()]`;
-* filters `key:value` (trailing `*` wildcards, `!key:value`), template variables (`$cluster`...)
-  resolve to `*`; tags are compared the way Datadog stores them (lowercase, spaces as `_`);
-* `by {host}` groups by the series' host;
-* a count point is the delta between the two runs; `.as_rate()` divides it by the pause between
-  the runs; gauges are their last value;
-* formulas with `+ - * /` and parentheses between named queries, joined per group;
-* a query whose metric was not submitted, or whose filters match nothing, gives "no data".
+the Agent would have sent, by `cilium_check.queries` (the Datadog query subset the dashboards and
+monitors use; a query whose metric was not submitted, or whose filters match nothing, shows "no data").
 
 The pages are self-contained (inline CSS and SVG, no network).
 """
 
 from __future__ import annotations
 
-import ast
-import fnmatch
 import html
 import json
-import operator
 import re
-from collections import defaultdict
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from cilium_check.queries import QUERY_RE, Evaluator, Group, QueryError, normalize  # noqa: F401 (re-exported)
 
 from . import demo
 from cilium_check.agent_sim.runner import InstanceResult
 from .demo import PAUSE, STATUS
 from .fixtures.payloads import CURRENT
+
 DEFAULT_OUT = Path("preview")
 DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "assets" / "dashboards"
 NO_DATA = "no data"
-
-QUERY_RE = re.compile(
-    r"^\s*(?P<agg>sum|avg|min|max):(?P<metric>[A-Za-z0-9_.]+)\{(?P<filters>[^}]*)\}"
-    r"(?:\s*by\s*\{(?P<by>[^}]*)\})?(?P<mod>\.as_count\(\)|\.as_rate\(\))?\s*$"
-)
-AGGREGATORS: dict[str, Callable[[list[float]], float]] = {
-    "sum": sum,
-    "avg": lambda values: sum(values) / len(values),
-    "min": min,
-    "max": max,
-}
-OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-
-Group = tuple[str, ...]  # `tag:value` of each `by` tag, in the query's order
-
 
 # --- collecting --------------------------------------------------------------------------
 
@@ -61,123 +36,6 @@ def collect(version: str | None = None) -> InstanceResult:
     if not result.loaded:
         raise RuntimeError(f"The check could not be loaded: {result.load_error}")
     return result
-
-
-# --- evaluating --------------------------------------------------------------------------
-
-
-def normalize(tag: str) -> str:
-    """A tag as Datadog stores it: lowercase, whitespace turned into `_`."""
-    return re.sub(r"\s+", "_", tag.strip().lower())
-
-
-class QueryError(ValueError):
-    """A query outside the subset this evaluator understands."""
-
-
-class Evaluator:
-    """Datadog metric queries over one run's series."""
-
-    def __init__(self, series: Iterable[dict[str, Any]], interval: float = PAUSE) -> None:
-        self.interval = interval
-        self.by_metric: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for s in series:
-            self.by_metric[s["metric"]].append(s)
-
-    @staticmethod
-    def _tags(series: dict[str, Any]) -> dict[str, list[str]]:
-        tags: dict[str, list[str]] = defaultdict(list)
-        for tag in series["tags"]:
-            key, _, value = tag.partition(":")
-            tags[key].append(value)
-        if series.get("host"):
-            tags["host"].append(series["host"])
-        return tags
-
-    @staticmethod
-    def _matches(tags: dict[str, list[str]], filters: list[str]) -> bool:
-        for f in filters:
-            if not f or f == "*" or f.startswith("$"):
-                continue  # template variables resolve to `*` in the preview
-            negate = f.startswith("!")
-            key, _, pattern = f.lstrip("!").partition(":")
-            found = any(fnmatch.fnmatchcase(normalize(v), normalize(pattern)) for v in tags.get(key, []))
-            if found == negate:
-                return False
-        return True
-
-    def query(self, text: str) -> dict[Group, float] | None:
-        """Values per group, or None (no data)."""
-        m = QUERY_RE.match(text)
-        if not m:
-            raise QueryError(f"unsupported query: {text}")
-        filters = [f.strip() for f in m["filters"].split(",")]
-        by = [b.strip() for b in (m["by"] or "").split(",") if b.strip()]
-        groups: dict[Group, list[float]] = defaultdict(list)
-        for s in self.by_metric.get(m["metric"], []):
-            tags = self._tags(s)
-            if not self._matches(tags, filters):
-                continue
-            value = s["points"][-1][1]
-            if m["mod"] == ".as_rate()" and s.get("type") in ("count", "rate", "monotonic_count"):
-                value = value / self.interval
-            key = tuple(f"{b}:{(tags.get(b) or ['N/A'])[0]}" for b in by)
-            groups[key].append(value)
-        if not groups:
-            return None
-        return {key: AGGREGATORS[m["agg"]](values) for key, values in groups.items()}
-
-    def formula(self, formula: str, named: dict[str, dict[Group, float] | None]) -> dict[Group, float] | None:
-        """A formula of named queries, joined per group; ungrouped queries apply to every group."""
-        tree = ast.parse(formula, mode="eval").body
-        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        for name in used:
-            if name not in named:
-                raise QueryError(f"formula {formula!r} names an unknown query {name!r}")
-            if named[name] is None:
-                return None
-        keys: set[Group] = set()
-        for name in used:
-            keys.update(k for k in named[name] if k)  # type: ignore[union-attr]
-        keys = keys or {()}
-        out: dict[Group, float] = {}
-        for key in keys:
-            values = {}
-            for name in used:
-                data = named[name] or {}
-                value = data.get(key, data.get(()))
-                if value is None:
-                    break
-                values[name] = value
-            else:
-                result = _eval(tree, values)
-                if result is not None:
-                    out[key] = result
-        return out or None
-
-    def request(self, request: dict[str, Any]) -> list[tuple[str, dict[Group, float] | None]]:
-        """Each formula of a widget request: (alias or formula, values per group or None)."""
-        named = {q["name"]: self.query(q["query"]) for q in request.get("queries", [])}
-        formulas = request.get("formulas") or [{"formula": q} for q in named]
-        return [(f.get("alias") or f["formula"], self.formula(f["formula"], named)) for f in formulas]
-
-
-def _eval(node: ast.AST, values: dict[str, float]) -> float | None:
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return float(node.value)
-    if isinstance(node, ast.Name):
-        return values[node.id]
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        inner = _eval(node.operand, values)
-        return None if inner is None else -inner
-    if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
-        left, right = _eval(node.left, values), _eval(node.right, values)
-        if left is None or right is None:
-            return None
-        if isinstance(node.op, ast.Div) and right == 0:
-            return None
-        return OPERATORS[type(node.op)](left, right)
-    raise QueryError(f"unsupported formula element: {ast.dump(node)}")
 
 
 # --- rendering ---------------------------------------------------------------------------
@@ -392,7 +250,7 @@ def main(
     out = Path(out_dir) if out_dir is not None else DEFAULT_OUT
     out.mkdir(parents=True, exist_ok=True)
     result = result or collect(version)
-    evaluator = Evaluator(result.series)
+    evaluator = Evaluator(result.series, PAUSE, result.runs[0].flush.series if result.runs else ())
     written, links = [], []
     for path in dashboards():
         dashboard = json.loads(path.read_text(encoding="utf-8"))

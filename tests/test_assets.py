@@ -665,6 +665,7 @@ def test_monitor_description_cites_a_source(path):
         "Deckhouse",
         "CFP #27113",
         "Datadog blog",
+        "awesome-prometheus-alerts",
         "No threshold",
         "No public threshold",
         "no published threshold",

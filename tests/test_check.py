@@ -6,7 +6,9 @@ from datadog_checks.base.utils.tagging import GENERIC_TAGS
 from datadog_checks.dev.utils import get_metadata_metrics, get_service_checks
 
 from datadog_checks.cilium import CiliumCheck
-from cilium_dev.fixtures.payloads import FIXTURE_VERSIONS
+from cilium_dev.fixtures import closed_url
+from cilium_dev.fixtures.payloads import FIXTURE_CASES, render
+from cilium_check.detect import identify
 from cilium_check.mapping import parse_version, rows_for
 from cilium_check.openmetrics_map import metadata_name
 
@@ -27,8 +29,7 @@ def run(check, dd_run_check, times=2):
         dd_run_check(check)
 
 
-@pytest.mark.parametrize("version", FIXTURE_VERSIONS)
-@pytest.mark.parametrize("component", sorted(COMPONENT_OPTIONS))
+@pytest.mark.parametrize("component,version", FIXTURE_CASES)
 def test_every_mapped_metric_of_a_release(component, version, fixture_server, aggregator, datadog_agent, dd_run_check):
     url = fixture_server.url(component, version)
     check = CiliumCheck("cilium", {}, [{"use_openmetrics": True, COMPONENT_OPTIONS[component]: url, "tags": ["team:net"]}])
@@ -212,3 +213,47 @@ def test_telemetry_reports_the_payload_size_of_a_streamed_answer(fixture_server,
     aggregator.assert_metric("cilium.telemetry.payload.size", value=len(body.encode()), count=1)
     aggregator.assert_metric("cilium.operator.process.resident_memory.bytes", at_least=1)
     aggregator.assert_service_check("cilium.openmetrics.health", ServiceCheck.OK, count=1)
+
+
+@pytest.mark.parametrize("component,version", FIXTURE_CASES)
+def test_every_fixture_payload_is_recognised(component, version):
+    """`metrics_endpoint` recognition on what each component serves, the DNS proxy's ten plain
+    `cilium_hive_*` families and the relay's unprefixed `process_*` included."""
+    lines = render(component, version, 1).split("\n")
+    assert identify(lines) == component
+
+
+def test_a_relay_before_its_pool_metric_is_recognised_by_its_grpc_families():
+    # Before Cilium 1.15 the relay serves only grpc_server_* and process_*.
+    lines = render("hubble-relay", "1.14").split("\n")
+    assert not any(line.startswith("hubble_relay_") for line in lines)
+    assert identify(lines) == "hubble-relay"
+
+
+def test_own_names_outweigh_any_number_of_shared_cilium_names():
+    shared = [f'cilium_hive_jobs_runs_total{{module_id="m{i}",job_name="j"}} 1' for i in range(50)]
+    assert identify(shared) == "agent"
+    assert identify([*shared, "standalone_dns_proxy_proxy_bootstrap_errors 0"]) == "standalone-dns-proxy"
+
+
+def test_a_dns_proxy_that_is_not_there_names_the_helm_value(aggregator, dd_run_check):
+    url = closed_url()
+    check = CiliumCheck("cilium", {}, [{"standalone_dns_proxy_endpoint": url}])
+    with pytest.raises(Exception) as raised:
+        dd_run_check(check)
+    message = str(raised.value)
+    assert "`standaloneDnsProxy.enabled=true`" in message and "port 9961 since Cilium 1.20" in message
+
+
+def test_the_relay_is_tagged_and_its_version_free_payload_scraped(fixture_server, aggregator, dd_run_check):
+    url = fixture_server.url("hubble-relay")
+    check = CiliumCheck("cilium", {}, [{"metrics_endpoint": url}])
+    dd_run_check(check)
+    aggregator.assert_metric(
+        "cilium.hubble_relay.pool.peer_connection_status",
+        50,
+        tags=["cilium_component:hubble-relay", f"endpoint:{url}", "status:READY"],
+    )
+    aggregator.assert_service_check(
+        "cilium.openmetrics.health", ServiceCheck.OK, tags=["cilium_component:hubble-relay", f"endpoint:{url}"]
+    )

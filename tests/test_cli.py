@@ -12,6 +12,7 @@ import yaml
 from datadog_checks.base.utils.tagging import GENERIC_TAGS
 
 from cilium_check.components import COMPONENTS
+from cilium_dev.fixtures import serves
 from cilium_check.mapping import load_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +134,12 @@ def test_check_rate_sends_counter_deltas(fixture_server, tmp_path):
     (instance,) = json.loads(result.stdout)
     drops = [s for s in instance["aggregator"]["metrics"] if s["metric"] == "cilium.drop_count.count"]
     assert drops and all(s["type"] == "count" for s in drops)
-    assert all(s["points"][0][1] > 0 for s in drops), "the fixture's counters grow between scrapes"
+    # a healthy node keeps dropping for policy and the like, never for a full conntrack or NAT table
+    full = {"reason:CT: Map insertion failed", "reason:No mapping for NAT masquerade"}
+    growing = [s for s in drops if not full & set(s["tags"])]
+    assert len(growing) > len(drops) // 2
+    assert all(s["points"][0][1] > 0 for s in growing), "the fixture's counters grow between scrapes"
+    assert all(s["points"][0][1] == 0 for s in drops if full & set(s["tags"]))
     assert instance["runner"]["TotalRuns"] == 2
 
 
@@ -176,7 +182,7 @@ def test_demo_prints_the_summary():
     out = result.stdout
     for component in ("agent", "operator", "hubble", "clustermesh-apiserver", "kvstoremesh"):
         assert f"\n{component}  http://127.0.0.1:" in out
-    assert out.count("health: OK") == 5
+    assert out.count("health: OK") == len(COMPONENTS)
     assert "Cilium version: 1.20" in out
     assert "Last run: OK" in out
 
@@ -213,7 +219,10 @@ def test_serve_starts_the_fixture_server_and_prints_a_conf_yaml(tmp_path):
     )
     try:
         lines = []
-        last_option = f"{COMPONENTS[-1].option}:"
+        # Cilium 1.18 has every component but the standalone DNS proxy (1.20)
+        served = [c for c in COMPONENTS if serves(c.name, "1.18")]
+        assert len(served) == len(COMPONENTS) - 1
+        last_option = f"{served[-1].option}:"
         while len(lines) < 40 and not (lines and lines[-1].strip().startswith(last_option)):
             line = serve.stdout.readline()
             if not line:
@@ -224,13 +233,13 @@ def test_serve_starts_the_fixture_server_and_prints_a_conf_yaml(tmp_path):
         conf = tmp_path / "conf.yaml"
         conf.write_text(printed[printed.index("init_config:") :])
         config = yaml.safe_load(conf.read_text())
-        assert set(config["instances"][0]) == {c.option for c in COMPONENTS}
+        assert set(config["instances"][0]) == {c.option for c in served}
         done = cilium_check("check", "-c", str(conf), "--json")
         assert done.returncode == 0, done.stderr
         (instance,) = json.loads(done.stdout)
         assert instance["runner"]["LastError"] == ""
         health = [sc for sc in instance["aggregator"]["service_checks"] if sc["check"] == "cilium.openmetrics.health"]
-        assert [sc["status"] for sc in health] == [0] * len(COMPONENTS)
+        assert [sc["status"] for sc in health] == [0] * len(served)
     finally:
         serve.terminate()
         serve.wait(timeout=10)

@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 
 from datadog_checks.cilium import CiliumCheck
 from cilium_check.components import BY_NAME, HUBBLE
-from cilium_dev.fixtures.payloads import FIXTURE_VERSIONS
+from cilium_dev.fixtures.payloads import FIXTURE_CASES
 from cilium_check.mapping import format_version, parse_version
 
 CHECK_ID = "cilium:differential"
@@ -420,8 +420,7 @@ def test_generator_payloads_are_well_formed_and_reproducible():
 
 
 @needs_fast_path
-@pytest.mark.parametrize("version", FIXTURE_VERSIONS)
-@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize("component,version", FIXTURE_CASES)
 def test_fixture_payloads(fixture_server, component, version):
     """The fixture server's own payload of every component and release: identical submissions."""
     url = fixture_server.url(component, version)

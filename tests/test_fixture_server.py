@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cilium_dev.fixtures import (
     CONTENT_TYPE,
     CURRENT,
-    FIXTURE_COMPONENTS,
+    FIXTURE_CASES,
     FIXTURE_VERSIONS,
     FixtureServer,
     closed_url,
@@ -26,7 +26,7 @@ from cilium_dev.fixtures import (
 )
 from cilium_check.mapping import Label, MetricRow, load_table, parse_version, rows_for
 
-CASES = [(component, version) for component in FIXTURE_COMPONENTS for version in FIXTURE_VERSIONS]
+CASES = list(FIXTURE_CASES)
 # What the Datadog OpenMetrics scraper sends when it asks for the Prometheus text format.
 SCRAPER_ACCEPT = "text/plain;version=0.0.4;q=0.9,*/*;q=0.1"
 RELEASE_LABELS = {"version", "revision", "arch"}

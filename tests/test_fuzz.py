@@ -20,8 +20,8 @@ import re
 
 import pytest
 
-from cilium_check.components import BY_NAME, COMPONENTS
-from cilium_dev.fixtures.payloads import FIXTURE_VERSIONS, render
+from cilium_check.components import BY_NAME
+from cilium_dev.fixtures.payloads import FIXTURE_CASES, render
 from datadog_checks.cilium import CiliumCheck
 from hostile_gen import is_documented_error
 
@@ -166,7 +166,7 @@ MUTATIONS = (flip_byte, truncate, crlf, escapes, long_label, exemplar, empty_lab
 
 def mutated_payloads(count: int):
     rng = random.Random(SEED)
-    payloads = [(c.name, v) for c in COMPONENTS for v in FIXTURE_VERSIONS]
+    payloads = list(FIXTURE_CASES)
     for case in range(count):
         component, version = payloads[case % len(payloads)]
         lines = render(component, version, case).split("\n")

@@ -25,10 +25,10 @@ from datadog_checks.base.constants import ServiceCheck
 from datadog_checks.dev.utils import get_metadata_metrics, get_service_checks
 
 from cilium_check.agent_sim.runner import run_instance
-from cilium_check.components import BY_NAME, COMPONENTS
+from cilium_check.components import BY_NAME
 from cilium_check.mapping import Label, load_table, parse_version, rows_for
 from cilium_check.tags import RESERVED_LABEL_RENAMES
-from cilium_dev.fixtures.payloads import CURRENT, FIXTURE_VERSIONS, render
+from cilium_dev.fixtures.payloads import CURRENT, FIXTURE_CASES, FIXTURE_VERSIONS, render
 from cilium_dev.fixtures.server import FixtureServer, closed_url
 from cilium_dev.generate import legacy_type_conflicts
 from datadog_checks.cilium import CiliumCheck
@@ -211,8 +211,7 @@ def metric_submissions(aggregator) -> list[tuple]:
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "stock"])
-@pytest.mark.parametrize("version", FIXTURE_VERSIONS)
-@pytest.mark.parametrize("component", [c.name for c in COMPONENTS])
+@pytest.mark.parametrize("component,version", FIXTURE_CASES)
 def test_legacy_mode_submits_what_the_v1_class_submits(fixture_server, aggregator, component, version, fast_path):
     path = f"/v1/{component}/{version}/metrics"
     url = fixture_server.url_for(path)
@@ -231,7 +230,8 @@ def test_legacy_mode_submits_what_the_v1_class_submits(fixture_server, aggregato
     instance = {BY_NAME[component].option: url, "use_openmetrics": False, "tags": ["team:net"], "fast_path": fast_path}
     run_twice(CiliumCheck("cilium", {}, [instance]))
     ours = metric_submissions(aggregator)
-    assert len(v1) > 100
+    # the V1 class read the payload: every sample line of it gave at least one submission
+    assert len(v1) >= sum(1 for line in runs[-1].splitlines() if line and not line.startswith("#"))
     assert ours == v1
     assert [(sc.status, sc.tags) for sc in aggregator.service_checks(HEALTH_V1)] == v1_health
     assert aggregator.service_checks(HEALTH_V2) == []

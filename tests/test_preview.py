@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cilium_dev import preview
+from cilium_dev.fixtures import PRERELEASE
 from cilium_check.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,9 +32,10 @@ def _titles(name: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    result = preview.collect()
+    # the newest release the fixtures have, so that every widget (1.21's load-balancer IDs too) has data
+    result = preview.collect(PRERELEASE)
     out = tmp_path_factory.mktemp("preview")
-    paths = preview.main(out, result=result)
+    paths = preview.main(out, result=result, version=PRERELEASE)
     return result, out, paths
 
 

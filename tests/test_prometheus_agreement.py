@@ -2,7 +2,7 @@
 check submits from it, name mapping aside (same label sets, same values), for every fixture payload.
 
 One Prometheus (Debian's `prometheus` package, see `prometheus_harness`) scrapes every fixture
-payload of FIXTURE_COMPONENTS x FIXTURE_VERSIONS from one fixture server, each payload static
+payload of FIXTURE_CASES (each component in each fixture release it exists in) from one fixture server, each payload static
 (the same bytes on every request) and scraped by its own job. Its stored series are read once,
 then the check (fast path and stock OpenMetrics V2 path) scrapes the same URLs, and each payload's
 submissions are compared both ways:
@@ -41,7 +41,7 @@ from prometheus_harness import PrometheusServer, Series, find_binaries, promethe
 
 from datadog_checks.cilium import CiliumCheck
 from cilium_check.components import BY_NAME
-from cilium_dev.fixtures.payloads import FIXTURE_COMPONENTS, FIXTURE_VERSIONS, render
+from cilium_dev.fixtures.payloads import FIXTURE_CASES, render
 from cilium_dev.fixtures.server import FixtureServer
 from cilium_check.mapping import MetricRow, parse_version, rows_for
 from cilium_check.openmetrics_map import superseded_families
@@ -119,9 +119,8 @@ def scraped():
     started = time.monotonic()
     with FixtureServer() as server:
         payloads: dict[tuple[str, str, str], str] = {}
-        for component in FIXTURE_COMPONENTS:
-            for version in FIXTURE_VERSIONS:
-                payloads[(component, version, "")] = render(component, version, SCRAPE)
+        for component, version in FIXTURE_CASES:
+            payloads[(component, version, "")] = render(component, version, SCRAPE)
         payloads[RENAMED] = render(RENAMED[0], RENAMED[1], SCRAPE)
         text, replaced = with_nonfinite_values(render(NONFINITE[0], NONFINITE[1], SCRAPE))
         assert replaced > 10, "the non-finite payload has too few non-finite samples"
@@ -352,7 +351,7 @@ def _shown(items: list[str], limit: int = 15) -> str:
     return "\n  " + "\n  ".join(items[:limit]) + more
 
 
-PAYLOADS = [(c, v, "") for c in FIXTURE_COMPONENTS for v in FIXTURE_VERSIONS] + [RENAMED, NONFINITE]
+PAYLOADS = [(c, v, "") for c, v in FIXTURE_CASES] + [RENAMED, NONFINITE]
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "stock"])

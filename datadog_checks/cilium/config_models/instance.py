@@ -113,6 +113,7 @@ class InstanceConfig(BaseModel):
     hostname_format: Optional[str] = None
     hostname_label: Optional[str] = None
     hubble_endpoint: Optional[Union[str, tuple[str, ...]]] = None
+    hubble_relay_endpoint: Optional[Union[str, tuple[str, ...]]] = None
     hubble_unbounded_labels: Optional[tuple[str, ...]] = None
     ignore_connection_errors: Optional[bool] = None
     ignore_tags: Optional[tuple[str, ...]] = None
@@ -139,7 +140,18 @@ class InstanceConfig(BaseModel):
     openmetrics_endpoint: Optional[str] = None
     operator_endpoint: Optional[Union[str, tuple[str, ...]]] = None
     optional_components: Optional[
-        tuple[Literal["agent", "operator", "hubble", "clustermesh-apiserver", "kvstoremesh"], ...]
+        tuple[
+            Literal[
+                "agent",
+                "operator",
+                "hubble",
+                "clustermesh-apiserver",
+                "kvstoremesh",
+                "standalone-dns-proxy",
+                "hubble-relay",
+            ],
+            ...,
+        ]
     ] = None
     password: Optional[str] = None
     persist_connections: Optional[bool] = None
@@ -152,6 +164,7 @@ class InstanceConfig(BaseModel):
     service: Optional[str] = None
     share_labels: Optional[MappingProxyType[str, Union[bool, ShareLabels]]] = None
     skip_proxy: Optional[bool] = None
+    standalone_dns_proxy_endpoint: Optional[Union[str, tuple[str, ...]]] = None
     tag_by_endpoint: Optional[bool] = None
     tags: Optional[tuple[str, ...]] = None
     telemetry: Optional[bool] = None
