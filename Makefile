@@ -43,7 +43,7 @@ $(DDEV_STAMP):
 	touch $(DDEV_STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cilium-check demo
+	$(BIN)/cilium-check demo $(DEMO_ARGS)
 
 # The suite, Datadog's own validators included (tests/test_integration_tooling.py), on every core.
 PYTEST_WORKERS ?= auto

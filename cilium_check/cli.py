@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import yaml
 
 from datadog_checks.cilium import CiliumCheck
+from . import doctor as doctor_module
 from .agent_sim import printer
 from .agent_sim.runner import exit_code, run_instances
 
@@ -105,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print the JSON `agent check --json` prints")
     output.add_argument("--table", action="store_true", help="print series as a table")
     check.set_defaults(func=command_check)
+
+    doctor = sub.add_parser(
+        "doctor",
+        parents=[common],
+        help="judge a live Cilium by the shipped monitors and say what collecting it costs",
+        description=doctor_module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    doctor_module.add_arguments(doctor)
+    doctor.set_defaults(func=doctor_module.command_doctor)
 
     if add_commands is not None:
         add_commands(sub, common)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .mapping import parse_version
-from .queries import Evaluator, Group, MonitorQuery, NeedsHistory, QueryError, parse_monitor_query
+from .queries import TERM, Evaluator, Group, MonitorQuery, NeedsHistory, QueryError, parse_monitor_query
 
 COVERS = re.compile(r"Covers Cilium (?P<since>\d+\.\d+)(?: to (?P<until>\d+\.\d+)| and later)")
 SERVICE_CHECK = re.compile(
@@ -46,6 +46,11 @@ class Monitor:
 
     def parsed(self) -> MonitorQuery:
         return parse_monitor_query(self.query)
+
+
+def metrics_of(monitor: Monitor) -> list[str]:
+    """The metric names a monitor's query reads (none for a service check monitor)."""
+    return [m["metric"] for m in TERM.finditer(monitor.query)] if monitor.type == "query alert" else []
 
 
 def monitors_dir() -> Path:
@@ -91,6 +96,16 @@ class Finding:
     group: dict[str, str]
     value: float
     threshold: float
+
+    @property
+    def first_checks(self) -> list[str]:
+        """The monitor's "what to check first", with its `{{tag.name}}` variables filled in."""
+        return [fill(step, self.group) for step in self.monitor.first_checks]
+
+
+def fill(text: str, group: dict[str, str]) -> str:
+    """A monitor message's `{{tag.name}}` template variables replaced by the group's values."""
+    return re.sub(r"\{\{\s*([a-z_]+)\.name\s*\}\}", lambda m: group.get(m.group(1), f"<{m.group(1)}>"), text)
 
 
 @dataclass

@@ -11,13 +11,15 @@ import threading
 
 from cilium_check.components import COMPONENTS
 
+from .demo import DEMO_SCENARIO
 from .fixtures.payloads import CURRENT, FIXTURE_VERSIONS, serves
+from .fixtures.scenarios import SCENARIOS
 
 
 def command_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(sys.stdout, version=args.cilium_version)
+    return run_demo(sys.stdout, version=args.cilium_version, scenario=args.scenario)
 
 
 def command_preview(args: argparse.Namespace) -> int:
@@ -32,16 +34,22 @@ def command_serve(args: argparse.Namespace, stop: threading.Event | None = None)
     """Serve the fixture payloads until interrupted, and say what to put in a conf.yaml."""
     from .fixtures.server import FixtureServer
 
-    version = args.cilium_version or CURRENT
+    scenario = getattr(args, "scenario", None)
+    version = args.cilium_version or (SCENARIOS[scenario].version if scenario else "") or CURRENT
     with FixtureServer(port=args.port) as server:
         # a component whose endpoint is newer than the release (the DNS proxy's, 1.20) is left out
         served = [c for c in COMPONENTS if serves(c.name, version)]
-        print(f"Serving a Cilium {version} on {server.base_url} (Ctrl-C to stop). Endpoints:")
+        sick = f", sick: {SCENARIOS[scenario].summary}" if scenario else ""
+        print(f"Serving a Cilium {version}{sick} on {server.base_url} (Ctrl-C to stop). Endpoints:")
         for component in served:
-            print(f"  {component.name:<22} {server.url(component.name, version)}")
-        print("\nA conf.yaml for `.venv/bin/cilium-check check -c conf.yaml`:\n\ninit_config:\n\ninstances:")
+            print(f"  {component.name:<22} {server.url(component.name, version, scenario)}")
+        print(
+            "\nA conf.yaml for `.venv/bin/cilium-check check -c conf.yaml` (or `doctor -c conf.yaml`):"
+            "\n\ninit_config:\n\ninstances:"
+        )
         for index, component in enumerate(served):
-            print(f"  {'- ' if index == 0 else '  '}{component.option}: {server.url(component.name, version)}")
+            url = server.url(component.name, version, scenario)
+            print(f"  {'- ' if index == 0 else '  '}{component.option}: {url}")
         sys.stdout.flush()
         try:
             (stop or threading.Event()).wait()
@@ -55,6 +63,9 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     versions = ", ".join(FIXTURE_VERSIONS)
     demo = sub.add_parser("demo", parents=[common], help="run the check against the embedded fixture server")
     demo.add_argument("--cilium-version", default=None, help=f"Cilium release to emulate ({versions}; default {CURRENT})")
+    demo.add_argument(
+        "--scenario", default=DEMO_SCENARIO, choices=sorted(SCENARIOS), help="the sick cluster `doctor` is shown on"
+    )
     demo.set_defaults(func=command_demo)
 
     serve = sub.add_parser(
@@ -62,6 +73,7 @@ def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParse
     )
     serve.add_argument("--cilium-version", default=None, help=f"Cilium release to emulate ({versions}; default {CURRENT})")
     serve.add_argument("--port", type=int, default=0, help="port to listen on, on 127.0.0.1 (default: any free one)")
+    serve.add_argument("--scenario", default=None, choices=sorted(SCENARIOS), help="serve a sick cluster instead")
     serve.set_defaults(func=command_serve)
 
     preview = sub.add_parser(

@@ -8,7 +8,10 @@ from typing import TextIO
 from datadog_checks.cilium import CiliumCheck
 from cilium_check.agent_sim.runner import InstanceResult, run_instances
 from cilium_check.components import COMPONENTS
+from cilium_check import doctor
+
 from .fixtures.payloads import CURRENT, serves
+from .fixtures.scenarios import SCENARIOS
 from .fixtures.server import FixtureServer
 from cilium_check.mapping import load_table as rows_for_all
 from cilium_check.mapping import parse_version, rows_for
@@ -132,20 +135,44 @@ def summarise(result: InstanceResult, version: str, out: TextIO) -> None:
 PAUSE = 0.2  # seconds between the two runs, as `agent check --check-rate` makes two
 
 
+def fixture_instance(server: FixtureServer, version: str, scenario: str | None = None) -> dict:
+    """An instance of every component the fixture server has for `version` (healthy or sick)."""
+    return {c.option: server.url(c.name, version, scenario) for c in COMPONENTS if serves(c.name, version)}
+
+
 def collect(version: str | None = None) -> InstanceResult:
     """Run an instance of every component twice against the fixture server, as the Agent would."""
     version = version or CURRENT
     with FixtureServer() as server:
-        instance = {c.option: server.url(c.name, version) for c in COMPONENTS if serves(c.name, version)}
-        (result,) = run_instances(CiliumCheck, "cilium", {}, [instance], rate=True, pause=PAUSE)
+        (result,) = run_instances(CiliumCheck, "cilium", {}, [fixture_instance(server, version)], rate=True, pause=PAUSE)
     return result
 
 
-def run_demo(out: TextIO, version: str | None = None) -> int:
+# The sick cluster `make demo` diagnoses after the healthy one, and the seconds between the two
+# scrapes of each (the Agent's 15 s would make the demo slow; rates are per second either way).
+DEMO_SCENARIO = "conntrack-full"
+DOCTOR_INTERVAL = 1.0
+
+
+def run_doctor(out: TextIO, version: str, scenario: str | None) -> int:
+    """`cilium-check doctor` on the fixture server, healthy or in a scenario; its exit status."""
+    version = (SCENARIOS[scenario].version or version) if scenario else version
+    with FixtureServer() as server:
+        report = doctor.diagnose(fixture_instance(server, version, scenario), interval=DOCTOR_INTERVAL)
+    doctor.print_text(report, out)
+    return report.status
+
+
+def run_demo(out: TextIO, version: str | None = None, scenario: str = DEMO_SCENARIO) -> int:
     version = version or CURRENT
     result = collect(version)
     if not result.loaded:
         out.write(f"The check could not be loaded: {result.load_error}\n")
         return 1
     summarise(result, version, out)
+    out.write(f"\n$ cilium-check doctor   # on this healthy Cilium {version}\n\n")
+    healthy = run_doctor(out, version, None)
+    out.write(f"\n(exit status {healthy})\n\n$ cilium-check doctor   # on a sick one: {SCENARIOS[scenario].summary}\n\n")
+    sick = run_doctor(out, version, scenario)
+    out.write(f"\n(exit status {sick}; other scenarios: `cilium-check demo --scenario NAME`, one of {', '.join(SCENARIOS)})\n")
     return 0 if not result.stats.get("LastError") else 1

@@ -180,11 +180,15 @@ def test_demo_prints_the_summary():
     result = cilium_check("demo")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for component in ("agent", "operator", "hubble", "clustermesh-apiserver", "kvstoremesh"):
-        assert f"\n{component}  http://127.0.0.1:" in out
+    for component in COMPONENTS:
+        assert f"\n{component.name}  http://127.0.0.1:" in out
     assert out.count("health: OK") == len(COMPONENTS)
     assert "Cilium version: 1.20" in out
     assert "Last run: OK" in out
+    # then `doctor` on the healthy cluster and on a sick one
+    healthy, sick = out.split("$ cilium-check doctor")[1:]
+    assert "(exit status 0)" in healthy and "CRITICAL" not in healthy
+    assert "CRITICAL Cilium conntrack table full: host 127.0.0.1" in sick and "(exit status 2;" in sick
 
 
 def test_main_leaves_the_process_signal_handlers_alone(tmp_path):

@@ -47,6 +47,9 @@ def test_wheel_layout_is_what_the_agent_installs(wheel):
     # The `datadog_checks` namespace belongs to datadog-checks-base.
     assert "datadog_checks/__init__.py" not in names
     assert "cilium_check/metrics.csv" in names
+    # the recommended monitors travel with the check, for `cilium-check doctor` in the Agent's container
+    monitors = {n.rsplit("/", 1)[-1] for n in names if n.startswith("cilium_check/monitors/")}
+    assert monitors == {p.name for p in (ROOT / "assets" / "monitors").glob("*.json")}
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
 
 
@@ -173,3 +176,20 @@ def test_the_command_from_the_wheel_runs_a_check_and_only_offers_what_it_carries
     assert "run from a checkout" in helped.stdout
     demo = subprocess.run([str(python), "-m", "cilium_check", "demo"], capture_output=True, text=True, cwd=tmp_path)
     assert demo.returncode == 2 and "invalid choice: 'demo'" in demo.stderr
+    with FixtureServer() as server:
+        healthy = subprocess.run(
+            [str(python), "-m", "cilium_check", "doctor", "--agent", server.url("agent", "1.20"), "--interval", "0.2", "--json"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        sick = subprocess.run(
+            [str(python), "-m", "cilium_check", "doctor", "--agent", server.url("agent", "1.20", "bpf-map-full"), "--interval", "0.2"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+    # `doctor` runs inside the Agent's Python, judging by the monitors the wheel carries
+    assert healthy.returncode == 0, healthy.stderr
+    assert json.loads(healthy.stdout)["components"]["agent"]["monitors_quiet"] >= 10
+    assert sick.returncode == 2 and "Cilium BPF map almost full" in sick.stdout, sick.stdout + sick.stderr
