@@ -61,7 +61,7 @@ generate: $(STAMP) $(DDEV_STAMP)
 
 # The fast scrape path against stock OpenMetrics V2 on fixture payloads of 4k, 22k and 102k series.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.scrape
+	$(BIN)/python -m benchmarks.scrape $(BENCH_ARGS)
 
 # Thousands of runs against a churning endpoint, complete, cut and failing scrapes: RSS and cache.
 soak: $(STAMP)

@@ -20,6 +20,7 @@ import argparse
 import gc
 import json
 import logging
+import os
 import resource
 import statistics
 import subprocess
@@ -129,7 +130,9 @@ def serve(server: FixtureServer, scn: Scenario) -> dict[str, str]:
 def make_instance(urls: dict[str, str], fast_path: bool | None) -> dict[str, Any]:
     """The instance both sides use; `fast_path` None leaves the option out."""
     # max_contexts 0: the default Hubble budget (10,000) would cut the 100k payload short.
-    instance: dict[str, Any] = {**urls, "max_contexts": 0}
+    # timeout 300: under tracemalloc a run is ten times slower, and a scrape cut at the default 10 s
+    # would measure a cache still being filled.
+    instance: dict[str, Any] = {**urls, "max_contexts": 0, "timeout": 300}
     if fast_path is not None:
         instance["fast_path"] = fast_path
     return instance
@@ -224,6 +227,7 @@ class ScenarioResult:
     sides: dict[str, Side]
     notes: list[str]
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)  # by variant, from `memory_child`
+    prometheus_ms: float | None = None  # the Prometheus server's CPU per scrape of the same payloads
 
     def median_ms(self, variant: str) -> float:
         return statistics.median(self.sides[variant].cpu) * 1000
@@ -291,31 +295,53 @@ def memory_child(name: str, variant: str) -> dict[str, Any]:
     """Measure one side's memory in this (fresh) process; returns what the parent reports.
 
     Phase 1 runs a check `MEMORY_RUNS` times untraced for the peak RSS; phase 2 runs a fresh
-    check `TRACED_RUNS` times under tracemalloc for the peak of what its runs allocate.
+    check `TRACED_RUNS` times under tracemalloc: the peak of its first (cold) run, and the peak of
+    a warm run above what was allocated when it started (what one run needs on top of what the
+    check keeps between runs), and what the check keeps after a run. The `fast-nocache` variant
+    is the fast path with its series cache off: the difference of its RSS is what the cache costs.
     """
     scn = scenario(name)  # rendered before any measurement: the payload text is not the check's
+    if variant == "fast-nocache":
+        from cilium_check.fast import scraper as fast_scraper
+
+        fast_scraper.MAX_CACHED_SERIES = 0
+    built = "fast" if variant == "fast-nocache" else variant
     with FixtureServer() as server:
         urls = serve(server, scn)
         base_rss = _maxrss()
-        side = build_sides(urls, (variant,))[0][variant]
+        side = build_sides(urls, (built,))[0][built]
         for _ in range(MEMORY_RUNS):
             run_once(side)
         # Read before tracemalloc runs: its own bookkeeping would count in the RSS.
         maxrss = _maxrss()
         stats = cache_stats(side.check)
         del side
-        side = build_sides(urls, (variant,))[0][variant]
+        side = build_sides(urls, (built,))[0][built]
         gc.collect()
         # Started after the payloads were rendered and served; it does count the server
         # thread's per-request gzip output, a small fraction of the payload.
         tracemalloc.start()
         try:
-            for _ in range(TRACED_RUNS):
-                run_once(side)
+            run_once(side)
             peak = tracemalloc.get_traced_memory()[1]
+            run_peak = 0
+            for _ in range(TRACED_RUNS - 1):
+                tracemalloc.reset_peak()
+                start = tracemalloc.get_traced_memory()[0]
+                run_once(side)
+                run_peak = max(run_peak, tracemalloc.get_traced_memory()[1] - start)
+            kept = tracemalloc.get_traced_memory()[0]
         finally:
             tracemalloc.stop()
-    return {"peak": peak, "maxrss": maxrss, "base_rss": base_rss, "cache": stats, "series": scn.series}
+    return {
+        "peak": peak,
+        "run_peak": run_peak,
+        "kept": kept,
+        "maxrss": maxrss,
+        "base_rss": base_rss,
+        "cache": stats,
+        "series": scn.series,
+    }
 
 
 def _maxrss() -> int:
@@ -332,7 +358,9 @@ def measure_memory(names: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
     """
     # Largest scenarios first (SCENARIOS grows), so the longest child does not start last.
     jobs = [
-        (name, variant) for name in sorted(names, key=SCENARIOS.index, reverse=True) for variant in ("stock", "fast")
+        (name, variant)
+        for name in sorted(names, key=SCENARIOS.index, reverse=True)
+        for variant in ("stock", "fast", "fast-nocache")
     ]
     # Memory is per process, so running two at once does not change what each measures.
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -357,6 +385,119 @@ def _run_child(name: str, variant: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------
+# what users would run instead: the Prometheus server, where Debian's `prometheus` is installed
+
+PROMETHEUS_SECONDS = 15.0  # scraping every second: about 15 scrapes of each endpoint
+
+
+def _process_cpu(pid: int) -> float:
+    """utime + stime of a process (all its threads), in seconds, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def prometheus_cpu_ms(name: str) -> float | None:
+    """The Prometheus server's CPU per scrape of a scenario's payloads (every endpoint once), or None
+    where `prometheus` is not installed. What the server spends between scrapes (head compaction,
+    its own metrics) is in it too, as it is in what a user's Prometheus costs."""
+    from cilium_dev.prometheus import PrometheusServer, find_binaries
+
+    if None in find_binaries():
+        return None
+    scn = scenario(name)
+    with FixtureServer() as server:
+        urls = serve(server, scn)
+        with PrometheusServer({f"e{i}": url for i, url in enumerate(urls.values())}, scrape_interval="1s") as prom:
+            prom.wait_for_scrapes(timeout=60)
+            paths = {endpoint.path for endpoint in scn.endpoints}
+
+            def scraped() -> int:
+                return sum(1 for request in server.requests if request.path in paths)
+
+            cpu, count = _process_cpu(prom.process.pid), scraped()
+            time.sleep(PROMETHEUS_SECONDS)
+            cpu, count = _process_cpu(prom.process.pid) - cpu, scraped() - count
+    rounds = count / len(scn.endpoints)
+    return cpu / rounds * 1000 if rounds else None
+
+
+# ---------------------------------------------------------------------------------------------
+# profile: where a fast-path run's time goes
+
+# (category, test on (file, function)) in order: a function's own time goes to the first that matches.
+# Built-in calls show as `~` files in cProfile; the per-line work the loop does inline (slicing,
+# comparisons) is the loop's own time.
+PROFILE_CATEGORIES: tuple[tuple[str, Any], ...] = (
+    ("submit: aggregator calls", lambda f, fn: fn == "submit_metric" and "benchmarks" in f),
+    ("body: read and gunzip", lambda f, fn: any(p in f for p in ("urllib3", "http/client", "socket", "ssl", "gzip"))
+        or fn in ("<method 'read1' of '_io.BufferedReader' objects>", "<method 'decompress' of 'zlib.Decompress' objects>",
+                  "<method 'recv_into' of '_socket.socket' objects>", "<method 'readinto' of '_io.BufferedReader' objects>")),
+    ("body: decode and split", lambda f, fn: "cilium_check/body.py" in f or "codecs" in f
+        or fn in ("<built-in method _codecs.utf_8_decode>", "<method 'split' of 'str' objects>")),
+    ("line: strip and find", lambda f, fn: fn in ("<method 'strip' of 'str' objects>", "<method 'rfind' of 'str' objects>",
+        "<method 'find' of 'str' objects>", "<method 'rsplit' of 'str' objects>", "<method 'rpartition' of 'str' objects>")),
+    ("line: series lookup", lambda f, fn: fn == "<method 'get' of 'dict' objects>"),
+    ("line: value parsing", lambda f, fn: fn in ("<built-in method builtins.float>",) or fn == "parse_value"),
+    ("line: context budget (set)", lambda f, fn: fn in ("<method 'add' of 'set' objects>",)),
+    ("line: the loop itself (inline work)", lambda f, fn: f.endswith("cilium_check/fast/scraper.py") and fn == "consume"),
+    ("`#` lines: HELP and TYPE", lambda f, fn: fn in ("_split_quoted", "_next_unquoted_char", "_unquote_unescape",
+        "_is_valid_legacy_metric_name", "comment")),
+    ("new series: resolve and tag", lambda f, fn: f.endswith("cilium_check/fast/scraper.py")
+        and fn in ("resolve", "submissions", "summing", "family", "label_block_end") or "prometheus_client" in f),
+    ("held-back families (stock transformers)", lambda f, fn: f.endswith("cilium_check/fast/scraper.py") and fn == "finish"
+        or "openmetrics/v2/transformers" in f or "transformers.py" in f),
+    ("per run: sweep, guard, restarts", lambda f, fn: f.endswith(("cilium_check/fast/scraper.py", "cardinality.py",
+        "restarts.py")) and fn in ("sweep", "cache_stats", "<genexpr>") or f.endswith(("cardinality.py", "restarts.py"))),
+    ("per run: HTTP request (requests)", lambda f, fn: "requests" in f or "http.py" in f),
+    ("per run: check, scrapers, self-metrics", lambda f, fn: "datadog_checks" in f or "cilium_check" in f),
+)
+
+
+def profile_scenario(name: str, runs: int) -> list[str]:
+    """cProfile of `runs` warm fast-path runs of a scenario, by what the time is spent on."""
+    import cProfile
+    import pstats
+
+    scn = scenario(name)
+    with FixtureServer() as server:
+        sides, _ = build_sides(serve(server, scn), ("fast",))
+        side = sides["fast"]
+        for _ in range(WARMUP_RUNS):
+            run_once(side)
+        profiler = cProfile.Profile(time.thread_time)  # CPU of this thread: waiting for the socket is not work
+        gc.collect()
+        profiler.enable()
+        for _ in range(runs):
+            side.check.run()
+        profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    spent: dict[str, float] = {title: 0.0 for title, _ in PROFILE_CATEGORIES}
+    spent["other"] = 0.0
+
+    def category(filename: str, function: str) -> str:
+        return next((t for t, test in PROFILE_CATEGORIES if test(filename, function)), "other")
+
+    for (filename, _, function), (_, _, own, _, callers) in stats.items():
+        title = category(filename, function)
+        if filename == "~" and title == "other" and callers:
+            # A built-in (len, isinstance, ...) counts for what called it.
+            for (caller_file, _, caller_function), (_, _, caller_own, _) in callers.items():
+                spent[category(caller_file, caller_function)] += caller_own
+            continue
+        spent[title] += own
+    total = sum(spent.values())
+    lines = [f"== profile of the fast path, {scn.title}: {runs} warm runs under cProfile, {scn.series} lines per run"]
+    for title, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        if seconds <= 0:
+            continue
+        per_run = seconds / runs * 1000
+        per_line = seconds / runs / scn.series * 1e9
+        lines.append(f"   {title:<42} {per_run:8.1f} ms/run  {per_line:7.0f} ns/line  {seconds / total:6.1%}")
+    lines.append("   (cProfile's own overhead inflates every call; compare the shares, not the absolute times)")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
 # report
 
 COLUMNS = (
@@ -368,11 +509,12 @@ COLUMNS = (
     ("subs/run fast", ">", 13),
     ("subs/run stock", ">", 14),
     ("svc/run", ">", 7),
-    ("peak MiB fast", ">", 13),
-    ("peak MiB stock", ">", 14),
+    ("run peak MiB fast", ">", 17),
+    ("run peak MiB stock", ">", 18),
     ("RSS MiB fast", ">", 12),
     ("RSS MiB stock", ">", 13),
-    ("cache B/series", ">", 14),
+    ("cache RSS B/series", ">", 18),
+    ("prometheus ms", ">", 13),
 )
 
 
@@ -388,7 +530,11 @@ def format_table(results: list[ScenarioResult]) -> str:
         svc = r.per_run("fast", "service_checks")
         if svc != r.per_run("stock", "service_checks"):
             svc += "/" + r.per_run("stock", "service_checks")
-        cache = mem.get("fast", {}).get("cache")
+        cache_rss = (
+            f"{(mem['fast']['maxrss'] - mem['fast-nocache']['maxrss']) / r.scn.series:.0f}"
+            if "fast" in mem and "fast-nocache" in mem
+            else "-"
+        )
         lines.append(
             row(
                 [
@@ -400,11 +546,12 @@ def format_table(results: list[ScenarioResult]) -> str:
                     r.per_run("fast", "submissions"),
                     r.per_run("stock", "submissions"),
                     svc,
-                    _mib(mem.get("fast"), "peak"),
-                    _mib(mem.get("stock"), "peak"),
+                    _mib(mem.get("fast"), "run_peak"),
+                    _mib(mem.get("stock"), "run_peak"),
                     _mib(mem.get("fast"), "maxrss"),
                     _mib(mem.get("stock"), "maxrss"),
-                    f"{cache['bytes'] / r.scn.series:.0f}" if cache else "-",
+                    cache_rss,
+                    f"{r.prometheus_ms:.1f}" if r.prometheus_ms is not None else "-",
                 ]
             )
         )
@@ -434,7 +581,8 @@ def describe(r: ScenarioResult) -> list[str]:
         )
         lines.append(
             f"   {variant:<5} max RSS {mem['maxrss'] / MIB:.1f} MiB (before the runs {mem['base_rss'] / MIB:.1f} MiB);"
-            f" tracemalloc peak {mem['peak'] / MIB:.1f} MiB{cache_text}"
+            f" tracemalloc: cold run peak {mem['peak'] / MIB:.1f} MiB, a warm run's peak above its start"
+            f" {mem['run_peak'] / MIB:.1f} MiB, kept between runs {mem['kept'] / MIB:.1f} MiB{cache_text}"
         )
     for problem in r.mismatches:
         lines.append(f"   !!! MISMATCH: {problem}")
@@ -454,11 +602,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--scenario", action="append", choices=SCENARIOS, help="run only this scenario (repeatable; default: all)"
     )
     parser.add_argument("--skip-memory", action="store_true", help="skip the peak-memory child processes")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile the fast path: where its time per line and per run goes"
+    )
+    parser.add_argument("--skip-prometheus", action="store_true", help="do not time a Prometheus server on the payloads")
     parser.add_argument("--memory-child", nargs=2, metavar=("SCENARIO", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.runs < MIN_RUNS:
         parser.error(f"--runs must be at least {MIN_RUNS} (a median of fewer runs is noise)")
-    if args.memory_child and (args.memory_child[0] not in SCENARIOS or args.memory_child[1] not in VARIANTS):
+    if args.memory_child and (
+        args.memory_child[0] not in SCENARIOS or args.memory_child[1] not in (*VARIANTS, "fast-nocache")
+    ):
         parser.error(f"--memory-child takes a scenario ({', '.join(SCENARIOS)}) and a variant ({', '.join(VARIANTS)})")
     return args
 
@@ -496,8 +650,10 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             result = bench_scenario(name, args.runs)
+            if not args.skip_prometheus:
+                result.prometheus_ms = prometheus_cpu_ms(name)
             if memory:
-                result.memory = {variant: memory[name, variant] for variant in VARIANTS}
+                result.memory = {variant: memory[name, variant] for variant in (*VARIANTS, "fast-nocache")}
             results.append(result)
             print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
     except BenchError as e:
@@ -507,6 +663,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for r in results:
         print("\n".join(describe(r)))
+    if args.profile:
+        for name in names:
+            print("\n".join(profile_scenario(name, args.runs)))
     print("stub aggregator: received 0 submissions during the timed runs (all went to the counting stand-ins)")
     print()
     print(format_table(results))
@@ -518,8 +677,13 @@ def main(argv: list[str] | None = None) -> int:
         f"RSS MiB: ru_maxrss of a process running the check {MEMORY_RUNS} times (payloads and fixture server included);"
     )
     print(
-        f"peak MiB: tracemalloc peak of {TRACED_RUNS} runs of a fresh check (cold, warm); each side in its own process."
+        "run peak MiB: tracemalloc peak of a warm run above what the check held when it started; each side in its own"
+        " process (the cold run's peak and what is kept between runs are in the detail lines)."
     )
+    print(
+        "cache RSS B/series: the fast path's max RSS minus that of the fast path with its cache off, per series."
+    )
+    print("prometheus ms: CPU (utime+stime from /proc) of a Prometheus server per scrape of the same payloads.")
     mismatched = [r for r in results if r.mismatches]
     for r in mismatched:
         for problem in r.mismatches:

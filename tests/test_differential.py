@@ -44,7 +44,9 @@ from cilium_dev.fixtures.payloads import FIXTURE_CASES
 from cilium_check.mapping import format_version, parse_version
 
 CHECK_ID = "cilium:differential"
-SEEDS_PER_COMPONENT = int(os.environ.get("CILIUM_DIFF_SEEDS", "200"))
+# 1,000 generated payloads in all, spread over the components (CILIUM_DIFF_SEEDS: per component).
+GENERATED_PAYLOADS = 1000
+SEEDS_PER_COMPONENT = int(os.environ.get("CILIUM_DIFF_SEEDS", str(-(-GENERATED_PAYLOADS // len(COMPONENTS)))))
 SEED_OFFSET = int(os.environ.get("CILIUM_DIFF_SEED_OFFSET", "0"))
 BATCHES = 4
 MAX_DIFF_LINES = 24

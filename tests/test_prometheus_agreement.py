@@ -1,7 +1,7 @@
 """Agreement with the real Prometheus server: what Prometheus stores from a payload is what the
 check submits from it, name mapping aside (same label sets, same values), for every fixture payload.
 
-One Prometheus (Debian's `prometheus` package, see `prometheus_harness`) scrapes every fixture
+One Prometheus (Debian's `prometheus` package, see `cilium_dev.prometheus`) scrapes every fixture
 payload of FIXTURE_CASES (each component in each fixture release it exists in) from one fixture server, each payload static
 (the same bytes on every request) and scraped by its own job. Its stored series are read once,
 then the check (fast path and stock OpenMetrics V2 path) scrapes the same URLs, and each payload's
@@ -37,7 +37,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import pytest
-from prometheus_harness import PrometheusServer, Series, find_binaries, prometheus_version
+from cilium_dev.prometheus import PrometheusServer, Series, find_binaries, prometheus_version
 
 from datadog_checks.cilium import CiliumCheck
 from cilium_check.components import BY_NAME

@@ -52,6 +52,8 @@ MAX_CACHED_SERIES = 1_000_000
 # A series (or a family) that this many runs did not expose leaves the cache, whether or not their
 # scrapes read the whole body; a complete scrape evicts what it did not expose at once.
 STALE_RUNS = 5
+# `#` lines remembered per endpoint (two per family); past it, the memory starts afresh.
+MAX_CACHED_COMMENTS = 50_000
 
 SKIP, SIMPLE, STOCK = 0, 1, 2
 
@@ -153,6 +155,9 @@ class FastScraper(CiliumScraper):
                 self.exact_specs[raw_name] = spec
         self.families: dict[tuple[str, str], Family] = {}
         self.gen = 0
+        self.comments: dict[str, tuple] = {}  # `#` lines as parsed (see `comment`)
+        self.distinct = 0  # cached series the last run saw
+        self.declared = 0  # families the last run touched
         self.cached = 0
         self.cached_tags: tuple = ()
         self.serves_openmetrics = False
@@ -185,6 +190,7 @@ class FastScraper(CiliumScraper):
     def consume(self, batches: Iterable[list[str | None]], flush: bool) -> None:
         """Parse the exposition (lists of lines) and submit every sample; a bad line is skipped and counted."""
         self.gen += 1
+        self.declared = 0
         check = self.agent_check
         submit = check._aggregator().submit_metric
         if self.counter_hold.holding:
@@ -206,6 +212,7 @@ class FastScraper(CiliumScraper):
         held: dict[str, tuple[Family, list, bool]] = {}
         declared: dict[str, str] = {}  # the type each family was declared with
         get = self.family("", "untyped").entries.get
+        comments_get = self.comments.get
 
         def close(fam: Family | None, items: list | None, summed: bool) -> None:
             if fam is None or fam.excluded:
@@ -224,11 +231,56 @@ class FastScraper(CiliumScraper):
                 return None
             return ([], []) if (buffer_all or fam.predecessor or fam.route == STOCK or fam.start_time) else None
 
-        number = 0
         samples = 0
+        distinct = 0  # cached series seen this run: when all were, the sweep has nothing to do
+        bound = add_entry = add_token = None  # the held-back family whose appends are bound
         try:
-            for raw in itertools.chain.from_iterable(batches):
-                number += 1
+            for number, raw in enumerate(itertools.chain.from_iterable(batches), 1):
+                if raw is not TOO_LONG:
+                    # The common line: a known series, one space, its value. One split and one
+                    # lookup; anything else (comments, new series, timestamps, tabs, blanks around
+                    # it) misses here and takes the general path below.
+                    key, _, token = raw.rpartition(" ")
+                    entry = get(key)
+                    if entry is not None and token and "_" not in token:
+                        try:
+                            value = float(token)
+                        except ValueError:
+                            pass  # the general path reports it
+                        else:
+                            if entry.gen != gen:
+                                entry.gen = gen
+                                distinct += 1
+                            samples += 1
+                            if entry.stream:
+                                if not value:
+                                    value = float(parse_value(token))  # "-0" is the integer 0 to stock
+                                if value != value or value == inf or value == -inf:
+                                    continue
+                                # `finish` submits held-back samples the same way; this copy is
+                                # inlined because a call per sample would cost more than the rest.
+                                for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
+                                    if not limit:
+                                        seen_add(ctx)  # counted only: no budget to keep
+                                    elif ctx not in seen:
+                                        if len(seen) >= limit:
+                                            rejected.add(ctx)
+                                            continue
+                                        seen_add(ctx)
+                                    if send:
+                                        submit(check, check_id, mtype, mname, value, tags, hostname, flush if mono else False)
+                                continue
+                            if buffered is not None and entry.singleton is None:
+                                # Two flat lists rather than a tuple per sample, for the GC's sake.
+                                if buffered is not bound:
+                                    bound = buffered
+                                    add_entry, add_token = buffered[0].append, buffered[1].append
+                                add_entry(entry)
+                                add_token(token)
+                                if entry.has_sum_labels:
+                                    has_sum = True
+                                continue
+                            samples -= 1  # neither streamed nor held back: the general path decides
                 if raw is TOO_LONG:
                     self.skip_line(number, "", f"longer than max_line_length ({self.limits.max_line_length})")
                     continue
@@ -271,7 +323,9 @@ class FastScraper(CiliumScraper):
                             fam = family if name != "" else None
                             entries = fam.entries if fam is not None else self.family("", "untyped").entries
                             entry = self.resolve(fam, allowed, line, key, entries, buffer_all)
-                        entry.gen = gen
+                        if entry.gen != gen:
+                            entry.gen = gen
+                            distinct += 1
                         samples += 1
                         if entry.stream:
                             value = float(token)
@@ -307,15 +361,13 @@ class FastScraper(CiliumScraper):
                                 has_sum = True
                         continue
 
-                    parts = prom_parser._split_quoted(line, None, 3)
-                    if len(parts) < 3 or (parts[1] != "TYPE" and parts[1] != "HELP"):
-                        continue  # a comment, `# HELP` without a name included, as Prometheus reads it
-                    candidate, quoted = prom_parser._unquote_unescape(parts[2])
-                    if not quoted and not prom_parser._is_valid_legacy_metric_name(candidate):
-                        raise ValueError(f"invalid metric name {candidate!r}")
-                    if parts[1] == "TYPE" and len(parts) < 4:
-                        continue  # `# TYPE <name>` without a type: a comment to Prometheus too
-                    if parts[1] == "HELP":
+                    parsed = comments_get(line)
+                    if parsed is None:
+                        parsed = self.comment(line)
+                    directive, candidate, declared_type = parsed
+                    if directive is None:
+                        continue
+                    if directive == "HELP":
                         if candidate != name:
                             if name != "":
                                 close(family, buffered, has_sum)
@@ -323,19 +375,19 @@ class FastScraper(CiliumScraper):
                             allowed = [candidate]
                             family = self.family(name, "untyped")
                             buffered, has_sum = open_items(family), False
-                    elif parts[1] == "TYPE":
-                        if parts[3] not in KNOWN_TYPES:
-                            raise ValueError(f"invalid metric type {parts[3]!r}")
+                    else:
+                        if declared_type not in KNOWN_TYPES:
+                            raise ValueError(f"invalid metric type {declared_type!r}")
                         if candidate != name:
                             if name != "":
                                 close(family, buffered, has_sum)
                             name = candidate
                             buffered, has_sum = None, False
-                            declared[name] = parts[3]
-                        elif declared.setdefault(name, parts[3]) != parts[3]:
-                            raise ValueError(f"a second TYPE line gives {name} another type ({parts[3]})")
-                        family = self.family(name, parts[3])
-                        allowed = [name + suffix for suffix in ALLOWED_SUFFIXES.get(parts[3], ("",))]
+                            declared[name] = declared_type
+                        elif declared.setdefault(name, declared_type) != declared_type:
+                            raise ValueError(f"a second TYPE line gives {name} another type ({declared_type})")
+                        family = self.family(name, declared_type)
+                        allowed = [name + suffix for suffix in ALLOWED_SUFFIXES.get(declared_type, ("",))]
                         if buffered is None:
                             buffered = open_items(family)
                     get = (family.entries if name != "" else self.family("", "untyped").entries).get
@@ -345,11 +397,32 @@ class FastScraper(CiliumScraper):
         except Truncated as e:
             self.partial = e.reason  # what was read is kept; the families in progress end here
         self.samples = samples
+        self.distinct = distinct
         if name != "":
             close(family, buffered, has_sum)
         for fam_name, (fam, items, summed) in held.items():
             if self.superseded[fam_name] not in present:
                 self.finish(fam, items, flush, summed)
+
+    def comment(self, line: str) -> tuple[str | None, str, str | None]:
+        """A `#` line as prometheus_client reads it: (`TYPE` or `HELP` or None for a plain comment,
+        the metric name, the declared type). Remembered, since an endpoint repeats the same lines
+        at every scrape; a malformed one raises and is not remembered."""
+        parts = prom_parser._split_quoted(line, None, 3)
+        if len(parts) < 3 or (parts[1] != "TYPE" and parts[1] != "HELP"):
+            parsed = (None, "", None)  # a comment, `# HELP` without a name included, as Prometheus reads it
+        else:
+            candidate, quoted = prom_parser._unquote_unescape(parts[2])
+            if not quoted and not prom_parser._is_valid_legacy_metric_name(candidate):
+                raise ValueError(f"invalid metric name {candidate!r}")
+            if parts[1] == "TYPE" and len(parts) < 4:
+                parsed = (None, "", None)  # `# TYPE <name>` without a type: a comment to Prometheus too
+            else:
+                parsed = (parts[1], candidate, parts[3] if parts[1] == "TYPE" else None)
+        if len(self.comments) >= MAX_CACHED_COMMENTS:
+            self.comments.clear()  # names that keep changing (garbage) do not grow it
+        self.comments[line] = parsed
+        return parsed
 
     # -- families -----------------------------------------------------------------------------
 
@@ -357,7 +430,9 @@ class FastScraper(CiliumScraper):
         """The resolved family for a name and declared type, as prometheus_client builds it."""
         found = self.families.get((name, typ))
         if found is not None:
-            found.gen = self.gen
+            if found.gen != self.gen:
+                found.gen = self.gen
+                self.declared += 1
             return found
         metric_type = "unknown" if typ == "untyped" else typ
         family_name = name[:-6] if typ == "counter" and name.endswith("_total") else name
@@ -400,6 +475,7 @@ class FastScraper(CiliumScraper):
             fam.kind = kind
             fam.dd_name = spec.get("name", family_name)
         fam.gen = self.gen
+        self.declared += 1
         self.families[(name, typ)] = fam
         return fam
 
@@ -441,6 +517,7 @@ class FastScraper(CiliumScraper):
         submit = self.run_submit
         check_id = check.check_id
         seen, rejected, limit = self.guard.seen, self.guard.rejected, self.guard.limit
+        seen_add = seen.add
         for entry, raw in zip(entries, values):
             value = float(raw)  # a token as read, or a sum
             if not value:
@@ -448,11 +525,13 @@ class FastScraper(CiliumScraper):
             elif value != value or value == inf or value == -inf:
                 continue
             for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
-                if ctx not in seen:
-                    if limit and len(seen) >= limit:
+                if not limit:
+                    seen_add(ctx)  # counted only: no budget to keep
+                elif ctx not in seen:
+                    if len(seen) >= limit:
                         rejected.add(ctx)
                         continue
-                    seen.add(ctx)
+                    seen_add(ctx)
                 if send:
                     submit(check, check_id, mtype, mname, value, tags, hostname, flush if mono else False)
 
@@ -594,8 +673,11 @@ class FastScraper(CiliumScraper):
         check = self.agent_check
         result = []
         for mtype, name, mono, tags in subs:
-            full_name = check._format_namespace(name)
-            normalized = check._normalize_tags_type(list(tags), None, full_name)
+            # Interned: every series of a family shares its metric name.
+            full_name = sys.intern(check._format_namespace(name))
+            # A tuple: a third smaller than the list, and never traversed by the garbage collector
+            # (the Agent's aggregator takes any sequence of tags).
+            normalized = tuple(check._normalize_tags_type(list(tags), None, full_name))
             # The context guard's key for this submission; its hash stands in for it in the
             # per-run set, so that a lookup does not rehash the whole tag tuple every time.
             context = hash((name, tuple(tags), hostname))
@@ -613,6 +695,8 @@ class FastScraper(CiliumScraper):
         series even when every scrape is cut.
         """
         gen = self.gen
+        if complete and self.distinct == self.cached and self.declared == len(self.families):
+            return  # every cached series and family was seen in this run: nothing is stale
         keep_since = gen if complete else gen - STALE_RUNS + 1
         total = 0
         for key in list(self.families):
