@@ -36,6 +36,7 @@ from datadog_checks.base.checks import base as checks_base
 from datadog_checks.base.errors import ConfigurationError
 from datadog_checks.base.stubs.aggregator import AggregatorStub
 
+from cilium_check.components import HUBBLE
 from datadog_checks.cilium import CiliumCheck
 from cilium_dev.fixtures.server import FixtureServer
 
@@ -129,10 +130,17 @@ def serve(server: FixtureServer, scn: Scenario) -> dict[str, str]:
 
 def make_instance(urls: dict[str, str], fast_path: bool | None) -> dict[str, Any]:
     """The instance both sides use; `fast_path` None leaves the option out."""
-    # max_contexts 0: the default Hubble budget (10,000) would cut the 100k payload short.
-    # timeout 300: under tracemalloc a run is ten times slower, and a scrape cut at the default 10 s
-    # would measure a cache still being filled.
-    instance: dict[str, Any] = {**urls, "max_contexts": 0, "timeout": 300}
+    # The same work on both sides: no context budget (the default Hubble one, 10,000, would cut the
+    # 100k payload short), and no label summed away (Hubble's unbounded labels all kept: summing
+    # holds a family's samples back on the fast path, see the README). timeout 300: under
+    # tracemalloc a run is ten times slower, and a scrape cut at the default 10 s would measure a
+    # cache still being filled.
+    instance: dict[str, Any] = {
+        **urls,
+        "max_contexts": 0,
+        "hubble_unbounded_labels": list(HUBBLE.unbounded_labels),
+        "timeout": 300,
+    }
     if fast_path is not None:
         instance["fast_path"] = fast_path
     return instance
