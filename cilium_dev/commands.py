@@ -12,7 +12,7 @@ import threading
 from cilium_check.components import COMPONENTS
 
 from .demo import DEMO_SCENARIO
-from .fixtures.payloads import CURRENT, FIXTURE_VERSIONS, serves
+from .fixtures.payloads import CURRENT, FIXTURE_VERSIONS, PRERELEASE, serves
 from .fixtures.scenarios import SCENARIOS
 
 
@@ -60,7 +60,7 @@ def command_serve(args: argparse.Namespace, stop: threading.Event | None = None)
 
 def add_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Register the checkout-only subcommands on the `cilium-check` parser."""
-    versions = ", ".join(FIXTURE_VERSIONS)
+    versions = ", ".join((*FIXTURE_VERSIONS, PRERELEASE))  # the pre-release: its agent families
     demo = sub.add_parser("demo", parents=[common], help="run the check against the embedded fixture server")
     demo.add_argument("--cilium-version", default=None, help=f"Cilium release to emulate ({versions}; default {CURRENT})")
     demo.add_argument(
