@@ -23,6 +23,9 @@ class Component:
     # Family-name prefixes no other component uses: an exposition is recognised by them. The
     # agent has none of its own, since the plain `cilium_` prefix is shared (see `detect`).
     family_prefixes: tuple[str, ...] = ()
+    # Prefixes that point at this component only when no name of another's own does: Hubble's
+    # metrics server serves the relay's `grpc_server_*` families too.
+    weak_prefixes: tuple[str, ...] = ()
     # Labels with no upper bound (one value per IP, pod or DNS name), summed away unless an
     # instance keeps them (`hubble_unbounded_labels`).
     unbounded_labels: tuple[str, ...] = ()
@@ -106,9 +109,11 @@ HUBBLE_RELAY = Component(
     port=9966,
     legacy_ports=(),
     helm_value="hubble.relay.prometheus.enabled=true",
-    # `grpc_server_*` is the go-grpc-prometheus interceptor: of Cilium's endpoints only the relay's
-    # serves it. Its process families are unprefixed (`process_*`), as other Go programs' are.
-    family_prefixes=("hubble_relay_", "grpc_server_"),
+    family_prefixes=("hubble_relay_",),
+    # `grpc_server_*` is the go-grpc-prometheus interceptor, on the relay's API and on Hubble's
+    # metrics server alike: before 1.15 (no `hubble_relay_pool_*`) it is all that tells a relay.
+    # Its process families are unprefixed (`process_*`), as other Go programs' are.
+    weak_prefixes=("grpc_server_",),
     start_time_family="process_start_time_seconds",
     endpoint_since="1.12",
 )

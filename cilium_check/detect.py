@@ -15,6 +15,8 @@ from .components import AGENT, COMPONENTS
 _SPECIFIC_PREFIXES = sorted(
     ((prefix, c.name) for c in COMPONENTS for prefix in c.family_prefixes), key=lambda p: -len(p[0])
 )
+_WEAK_PREFIXES = tuple((prefix, c.name) for c in COMPONENTS for prefix in c.weak_prefixes)
+WEAK = "weak:"  # the key of a weak prefix's votes in `votes`
 
 
 def family_names(lines: Iterable[str]) -> Iterable[str]:
@@ -38,8 +40,13 @@ def votes(lines: Iterable[str]) -> Counter[str]:
                 counted[component] += 1
                 break
         else:
-            if name.startswith("cilium_"):
-                counted[AGENT.name] += 1
+            for prefix, component in _WEAK_PREFIXES:
+                if name.startswith(prefix):
+                    counted[WEAK + component] += 1
+                    break
+            else:
+                if name.startswith("cilium_"):
+                    counted[AGENT.name] += 1
     return counted
 
 
@@ -47,15 +54,21 @@ def identify(lines: Iterable[str], known: Iterable[str] | None = None) -> str | 
     """The component whose families dominate the exposition, or None if it is not Cilium's.
 
     Only names of a component's own count while there are any (the most of them wins, and a tie
-    goes to the first in the registry's order); the agent is the component of plain `cilium_`
-    names alone.
+    goes to the first in the registry's order); then the weak prefixes (the relay's `grpc_server_`,
+    which Hubble serves too); the agent is the component of plain `cilium_` names alone.
     """
     known = set(known) if known is not None else {c.name for c in COMPONENTS}
     counted = votes(lines)
     order = {c.name: i for i, c in enumerate(COMPONENTS)}
-    specific = sorted((c for c in counted if c != AGENT.name and c in known), key=lambda c: (-counted[c], order[c]))
-    if specific:
-        return specific[0]
+    for prefix in ("", WEAK):
+        candidates = [
+            c[len(prefix) :]
+            for c in counted
+            if c.startswith(prefix) and (prefix or not c.startswith(WEAK)) and c != AGENT.name
+        ]
+        ranked = sorted((c for c in candidates if c in known), key=lambda c: (-counted[prefix + c], order[c]))
+        if ranked:
+            return ranked[0]
     if counted[AGENT.name] and AGENT.name in known:
         return AGENT.name
     return None

@@ -9,11 +9,13 @@ Datadog account. The subset:
   everything; tag values are compared as Datadog stores them (lowercase, other characters `_`);
   `by {host}` groups by the series' host;
 * a count point is the delta between the two runs; `.as_rate()` divides it by the time between the
-  runs; a gauge is its last value; `diff(<term>)` is a gauge's change between the runs;
+  runs; a gauge is its last value; `diff(<term>)` is the change of the term's value (aggregated per
+  group, as Datadog aggregates before it differentiates) between the runs;
 * `+ - * /` and parentheses between terms and numbers, joined per group (a term without `by`
   applies to every group);
-* a monitor query `<time agg>(last_<N><m|h>):<expression> <comparator> <threshold>`: counts and
-  diffs under `sum(...)` are extrapolated from the two runs to the monitor's window; `anomalies()`
+* a monitor query `<time agg>(last_<N><m|h>):<expression> <comparator> <threshold>`, judged on the
+  one interval between the runs: under `sum(last_Nm)` a count is what that interval saw, a lower
+  bound of the window's (one error in 15 s is not taken for 20 in five minutes); `anomalies()`
   and other history-bound functions cannot be judged from two runs (`NeedsHistory`).
 
 A term whose metric was not submitted, or whose filters match nothing, has no data (None).
@@ -134,30 +136,30 @@ class Evaluator:
                 return False
         return True
 
-    def query(self, text: str, *, diff: bool = False, scale: float = 1.0) -> Values | None:
-        """Values per group of one term, or None (no data). `diff` takes each series' change since
-        the run before; `scale` multiplies counts and diffs (a monitor's window over the interval)."""
+    def query(self, text: str, *, diff: bool = False) -> Values | None:
+        """Values per group of one term, or None (no data). `diff` gives each group's change since
+        the run before (groups the run before lacks have no value)."""
         m = QUERY_RE.match(text)
         if not m:
             raise QueryError(f"unsupported query: {text}")
+        now = self._groups(self.by_metric.get(m["metric"], []), m)
+        if not diff or now is None:
+            return now
+        before = self._groups(self.before.get(m["metric"], []), m) or {}
+        changed = {key: value - before[key] for key, value in now.items() if key in before}
+        return changed or None
+
+    def _groups(self, series: list[dict[str, Any]], m: re.Match[str]) -> Values | None:
         filters = [f.strip() for f in m["filters"].split(",")]
         by = [b.strip() for b in (m["by"] or "").split(",") if b.strip()]
-        earlier = {}
-        if diff:
-            earlier = {(tuple(sorted(s["tags"])), s.get("host")): s["points"][-1][1] for s in self.before[m["metric"]]}
         groups: dict[Group, list[float]] = defaultdict(list)
-        for s in self.by_metric.get(m["metric"], []):
+        for s in series:
             tags = self._tags(s)
             if not self._matches(tags, filters):
                 continue
             value = s["points"][-1][1]
-            if diff:
-                before = earlier.get((tuple(sorted(s["tags"])), s.get("host")))
-                if before is None:
-                    continue
-                value = (value - before) * scale
-            elif s.get("type") in COUNT_TYPES:
-                value = value / self.interval if m["mod"] == ".as_rate()" else value * scale
+            if m["mod"] == ".as_rate()" and s.get("type") in COUNT_TYPES:
+                value = value / self.interval
             key = tuple(f"{b}:{(tags.get(b) or ['N/A'])[0]}" for b in by)
             groups[key].append(value)
         if not groups:
@@ -198,7 +200,7 @@ class Evaluator:
         formulas = request.get("formulas") or [{"formula": q} for q in named]
         return [(f.get("alias") or f["formula"], self.formula(f["formula"], named)) for f in formulas]
 
-    def expression(self, text: str, *, scale: float = 1.0) -> Values | None:
+    def expression(self, text: str) -> Values | None:
         """An expression of terms, numbers and `diff()` as a monitor writes it, per group."""
         terms: dict[str, str] = {}
 
@@ -214,13 +216,12 @@ class Evaluator:
             if call not in FUNCTIONS:
                 raise QueryError(f"unsupported function `{call}()` in {text}")
         diffed = set(re.findall(r"diff\(\s*(q\d+)\s*\)", formula))
-        named = {name: self.query(term, diff=name in diffed, scale=scale) for name, term in terms.items()}
+        named = {name: self.query(term, diff=name in diffed) for name, term in terms.items()}
         return self.formula(re.sub(r"diff\(\s*(q\d+)\s*\)", r"\1", formula), named)
 
     def monitor(self, query: MonitorQuery) -> Values | None:
-        """A monitor query's value per group (counts extrapolated to its window under `sum`)."""
-        scale = query.window / self.interval if query.time_agg == "sum" else 1.0
-        return self.expression(query.expression, scale=scale)
+        """A monitor query's value per group, on the interval between the two runs."""
+        return self.expression(query.expression)
 
 
 FUNCTIONS = {"diff"}

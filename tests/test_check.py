@@ -257,3 +257,16 @@ def test_the_relay_is_tagged_and_its_version_free_payload_scraped(fixture_server
     aggregator.assert_service_check(
         "cilium.openmetrics.health", ServiceCheck.OK, tags=["cilium_component:hubble-relay", f"endpoint:{url}"]
     )
+
+
+def test_hubble_serving_the_grpc_server_families_is_still_hubble():
+    """Hubble's metrics server registers go-grpc-prometheus too: its `grpc_server_*` lines, however
+    many, do not make it the relay."""
+    lines = render("hubble", "1.20", 1).split("\n")
+    grpc = [
+        f'grpc_server_handled_total{{grpc_code="{code}",grpc_method="GetFlows",grpc_service="observer.Observer",grpc_type="server_stream"}} 0'
+        for code in range(17)
+        for _ in range(10)
+    ]
+    assert identify([*lines, *grpc]) == "hubble"
+    assert identify(grpc) == "hubble-relay"

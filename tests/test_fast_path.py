@@ -131,3 +131,25 @@ def test_a_tab_after_a_bare_name_is_read_as_prometheus_reads_it(fixture_server, 
     dd_run_check(CiliumCheck("cilium", {}, [{"use_openmetrics": True, "agent_endpoint": url}]))
     aggregator.assert_metric("cilium.unreachable.nodes", 4)
     aggregator.assert_metric("cilium.check.lines_skipped", 0)
+
+
+def test_a_full_cache_still_evicts_what_leaves(fixture_server, monkeypatch):
+    """With the cache at its bound, a series that left is evicted and the one that replaced it is
+    cached, even when the series seen in a run number as many as the cache holds."""
+    from cilium_check.fast import scraper as fast_scraper
+
+    monkeypatch.setattr(fast_scraper, "MAX_CACHED_SERIES", 3)
+    header = "# TYPE cilium_drop_count_total counter\n"
+
+    def payload(*reasons):
+        return header + "".join(f'cilium_drop_count_total{{reason="{r}",direction="INGRESS"}} 1\n' for r in reasons)
+
+    url = fixture_server.set_payload("/full-cache/metrics", payload("a", "b", "c"))
+    check = CiliumCheck("cilium", {}, [{"agent_endpoint": url, "use_openmetrics": True}])
+    check.run()
+    fixture_server.set_payload("/full-cache/metrics", payload("a", "b", "d"))
+    for _ in range(3):
+        check.run()
+    (scraper,) = check.scrapers.values()
+    cached = sorted(key for fam in scraper.families.values() for key in fam.entries)
+    assert [key.split('reason="')[1][0] for key in cached] == ["a", "b", "d"]

@@ -142,3 +142,27 @@ def test_scenarios_change_only_families_the_table_has():
                     row.component == component and row.wire_name == change.family and row.in_version(version)
                     for row in TABLE
                 ), (scenario.name, component, change.family)
+
+
+def series(metric: str, value: float, tags=(), kind: str = "count", host: str = "node-1") -> dict:
+    return {"metric": metric, "points": [[0, value]], "tags": list(tags), "host": host, "type": kind}
+
+
+def test_one_error_in_the_interval_is_not_taken_for_a_windowful():
+    """`sum(last_5m) ... > 15`: one sync error between two scrapes 15 s apart is a warning (> 0), not
+    twenty errors in five minutes."""
+    now = [series("cilium.kvstoremesh.kvstore.sync_errors.count", 1, ["source_cluster:c2"])]
+    judgement = monitors.judge(MONITORS["kvstoremesh_sync_errors"], Evaluator(now, 15.0))
+    assert [(f.level, f.value) for f in judgement.findings] == [("warning", 1)]
+
+
+def test_diff_is_taken_after_the_group_is_aggregated():
+    """Datadog aggregates `max:` per group, then differentiates: 5->5 and 3->4 in one group is no change."""
+    metric = "cilium.kvstoremesh.remote_cluster_failures"
+    before = [series(metric, 5, ["target_cluster:c2", "a:1"], "gauge"), series(metric, 3, ["target_cluster:c2", "a:2"], "gauge")]
+    now = [series(metric, 5, ["target_cluster:c2", "a:1"], "gauge"), series(metric, 4, ["target_cluster:c2", "a:2"], "gauge")]
+    judgement = monitors.judge(MONITORS["kvstoremesh_remote_failing"], Evaluator(now, 15.0, before))
+    assert judgement.findings == [] and judgement.values == {("host:node-1", "target_cluster:c2"): 0}
+    now[0] = series(metric, 7, ["target_cluster:c2", "a:1"], "gauge")
+    (finding,) = monitors.judge(MONITORS["kvstoremesh_remote_failing"], Evaluator(now, 15.0, before)).findings
+    assert finding.value == 2

@@ -695,7 +695,12 @@ class FastScraper(CiliumScraper):
         series even when every scrape is cut.
         """
         gen = self.gen
-        if complete and self.distinct == self.cached and self.declared == len(self.families):
+        if (
+            complete
+            and self.cached < MAX_CACHED_SERIES  # (when full, `distinct` counts series it did not keep)
+            and self.distinct == self.cached
+            and self.declared == len(self.families)
+        ):
             return  # every cached series and family was seen in this run: nothing is stale
         keep_since = gen if complete else gen - STALE_RUNS + 1
         total = 0
