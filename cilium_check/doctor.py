@@ -344,16 +344,12 @@ def print_json(report: Report, out: TextIO = sys.stdout) -> None:
 # --- command ----------------------------------------------------------------------------------
 
 
-def flag(component_name: str) -> str:
-    return f"--{component_name}"
-
-
 def add_arguments(parser: Any) -> None:
     """The options of `cilium-check doctor`."""
     parser.add_argument("-c", "--config", help="a conf.d-style YAML file: every instance is diagnosed")
     for component in COMPONENTS:
         parser.add_argument(
-            flag(component.name),
+            f"--{component.name}",
             action="append",
             metavar="URL",
             dest=component.option,

@@ -55,7 +55,6 @@ COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
 }
 COUNT_TYPES = ("count", "rate", "monotonic_count")
-SECONDS = {"m": 60, "h": 3600, "d": 86400}
 
 Group = tuple[str, ...]  # `tag:value` of each `by` tag, in the query's order
 Values = dict[Group, float]
@@ -81,7 +80,6 @@ class MonitorQuery:
     """A metric monitor's query, split into what is aggregated, over how long, and the threshold."""
 
     time_agg: str
-    window: float  # seconds
     expression: str
     comparator: str
     threshold: float
@@ -95,7 +93,7 @@ def parse_monitor_query(text: str) -> MonitorQuery:
     if not m:
         raise QueryError(f"not a metric monitor query: {text}")
     return MonitorQuery(
-        m["time_agg"], int(m["n"]) * SECONDS[m["unit"]], m["expr"], m["cmp"], float(m["threshold"])
+        m["time_agg"], m["expr"], m["cmp"], float(m["threshold"])
     )
 
 

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cilium_check.queries import QUERY_RE, Evaluator, Group, QueryError, normalize  # noqa: F401 (re-exported)
+from cilium_check.queries import QUERY_RE, Evaluator, Group
 
 from . import demo
 from cilium_check.agent_sim.runner import InstanceResult

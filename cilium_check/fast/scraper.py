@@ -248,30 +248,30 @@ class FastScraper(CiliumScraper):
                         except ValueError:
                             pass  # the general path reports it
                         else:
-                            if entry.gen != gen:
-                                entry.gen = gen
-                                distinct += 1
-                            samples += 1
-                            if entry.stream:
-                                if not value:
-                                    value = float(parse_value(token))  # "-0" is the integer 0 to stock
-                                if value != value or value == inf or value == -inf:
+                            if entry.stream or (buffered is not None and entry.singleton is None):
+                                if entry.gen != gen:
+                                    entry.gen = gen
+                                    distinct += 1
+                                samples += 1
+                                if entry.stream:
+                                    if not value:
+                                        value = float(parse_value(token))  # "-0" is the integer 0 to stock
+                                    if value != value or value == inf or value == -inf:
+                                        continue
+                                    # `finish` submits held-back samples the same way; this copy is
+                                    # inlined because a call per sample would cost more than the rest.
+                                    for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
+                                        if not limit:
+                                            seen_add(ctx)  # counted only: no budget to keep
+                                        elif ctx not in seen:
+                                            if len(seen) >= limit:
+                                                rejected.add(ctx)
+                                                continue
+                                            seen_add(ctx)
+                                        if send:
+                                            submit(check, check_id, mtype, mname, value, tags, hostname, flush if mono else False)
                                     continue
-                                # `finish` submits held-back samples the same way; this copy is
-                                # inlined because a call per sample would cost more than the rest.
-                                for mtype, mname, tags, hostname, ctx, mono, send in entry.subs:
-                                    if not limit:
-                                        seen_add(ctx)  # counted only: no budget to keep
-                                    elif ctx not in seen:
-                                        if len(seen) >= limit:
-                                            rejected.add(ctx)
-                                            continue
-                                        seen_add(ctx)
-                                    if send:
-                                        submit(check, check_id, mtype, mname, value, tags, hostname, flush if mono else False)
-                                continue
-                            if buffered is not None and entry.singleton is None:
-                                # Two flat lists rather than a tuple per sample, for the GC's sake.
+                                # Held back: two flat lists rather than a tuple per sample, for the GC's sake.
                                 if buffered is not bound:
                                     bound = buffered
                                     add_entry, add_token = buffered[0].append, buffered[1].append
@@ -280,7 +280,6 @@ class FastScraper(CiliumScraper):
                                 if entry.has_sum_labels:
                                     has_sum = True
                                 continue
-                            samples -= 1  # neither streamed nor held back: the general path decides
                 if raw is TOO_LONG:
                     self.skip_line(number, "", f"longer than max_line_length ({self.limits.max_line_length})")
                     continue
